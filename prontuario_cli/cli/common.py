@@ -1,0 +1,176 @@
+"""What every command shares: the environment object, output options, confirmation, audit.
+
+Commands stay thin: parse, call the core, hand the report to :func:`emit`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Iterator, Optional, TextIO
+
+import typer
+
+from prontuario_cli.errors import ExitCode, ProntuarioError, UsageError
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    nagios = "nagios"
+
+
+@dataclass
+class Env:
+    """Streams and global options, passed down through the Typer context (tests swap streams)."""
+
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    inventory_path: Optional[str] = None
+    format: Optional[str] = None
+    verbose: bool = False
+    argv: list[str] = field(default_factory=lambda: list(sys.argv[1:]))
+    _inventory: Any = None
+
+    @property
+    def color(self) -> bool:
+        return not os.environ.get("NO_COLOR") and _isatty(self.stdout)
+
+    @property
+    def interactive(self) -> bool:
+        return _isatty(self.stdin) and _isatty(self.stderr)
+
+    @property
+    def output_format(self) -> str:
+        """The chosen --format, else table on a terminal and JSON otherwise."""
+        if self.format:
+            return self.format
+        return "table" if _isatty(self.stdout) else "json"
+
+    def inventory(self):
+        """The validated inventory (loaded once); its warnings go to stderr."""
+        if self._inventory is None:
+            from prontuario_cli.inventory import load_inventory
+
+            self._inventory = load_inventory(self.inventory_path)
+            for warning in self._inventory.warnings:
+                self.say(f"warning: {warning}")
+        return self._inventory
+
+    def say(self, text: str) -> None:
+        """Human talk: always stderr, never mixed with data."""
+        print(text, file=self.stderr, flush=True)
+
+    def debug(self, text: str) -> None:
+        if self.verbose:
+            from prontuario_cli.secrets import redact
+
+            self.say(f"debug: {redact(text)}")
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def get_env(ctx: typer.Context | None = None) -> Env:
+    ctx = ctx or _current_context()
+    root = ctx.find_root()
+    if root.obj is None:
+        root.obj = Env()
+    return root.obj
+
+
+def _current_context():
+    from typer._click.globals import get_current_context
+
+    return get_current_context()
+
+
+def output_options(func):
+    """Add ``--format/-f`` and ``--json`` to a command (they override the global ones)."""
+    signature = inspect.signature(func)
+    extra = [
+        inspect.Parameter(
+            "_format",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Optional[Format],
+        ),
+        inspect.Parameter("_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=bool),
+    ]
+    extra[0] = extra[0].replace(
+        default=typer.Option(None, "--format", "-f", help="Output: table (default on a terminal), json, nagios.")
+    )
+    extra[1] = extra[1].replace(default=typer.Option(False, "--json", help="Same as --format json."))
+    params = list(signature.parameters.values()) + extra
+
+    @functools.wraps(func)
+    def wrapper(*args, _format=None, _json=False, **kwargs):
+        env = get_env()
+        if _json and _format not in (None, Format.json):
+            raise UsageError("--json and --format disagree", hint="give one of them")
+        if _json:
+            env.format = "json"
+        elif _format is not None:
+            env.format = _format.value
+        return func(*args, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=params)
+    return wrapper
+
+
+def emit(report: Any, exit_code: ExitCode | int | None = None) -> None:
+    """Render a report to stdout and end the command with its exit code."""
+    from prontuario_cli.cli.output import render
+
+    env = get_env()
+    render(report, env.output_format, env.stdout, color=env.color)
+    if exit_code is None:
+        own = getattr(report, "exit_code", None)
+        exit_code = own() if callable(own) else ExitCode.OK
+    if int(exit_code) != 0:
+        raise typer.Exit(int(exit_code))
+
+
+def confirm(question: str, *, yes: bool) -> None:
+    """Ask before a change. ``--yes`` skips; without a terminal, --yes is required."""
+    env = get_env()
+    if yes:
+        return
+    if not env.interactive:
+        raise UsageError(f"{question} needs confirmation", hint="run it on a terminal, or pass --yes (e.g. from cron)")
+    env.stderr.write(f"{question} [y/N] ")
+    env.stderr.flush()
+    answer = env.stdin.readline().strip().lower()
+    if answer not in ("y", "yes"):
+        from prontuario_cli.errors import AbortedError
+
+        raise AbortedError("not confirmed; nothing was changed")
+
+
+@contextmanager
+def audited(command: str, args: dict[str, Any], *, dry_run: bool = False) -> Iterator[dict[str, Any]]:
+    """Record one audit entry for a state-changing command, whatever its outcome.
+
+    Yields a dict the command may fill with details (what changed). The outcome is
+    ``ok``, ``dry-run``, ``failed`` (with the error) or ``interrupted``.
+    """
+    from prontuario_cli import audit
+
+    env = get_env()
+    inventory = None
+    try:
+        inventory = env.inventory()
+    except ProntuarioError:  # commands that write audit entries before any inventory exists
+        inventory = None
+    with audit.action(audit.log_for(inventory), command, args, dry_run=dry_run) as details:
+        yield details

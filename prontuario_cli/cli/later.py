@@ -1,0 +1,35 @@
+"""Command groups whose capability is not built yet: they say what they will do and exit 4."""
+
+from __future__ import annotations
+
+import typer
+
+from prontuario_cli.errors import NotAvailableYet
+
+GROUPS = {
+    "lab": "Bring the whole architecture up on 127.0.0.1 for rehearsal and tests (etcd, Patroni, HAProxy, Redis, Sentinel, cloud stand-in).",
+    "replication": "Watch PostgreSQL and Redis replication: roles, lag in seconds and bytes, Sentinel agreement, HAProxy routing.",
+    "drill": "Rehearse failover on a schedule: daily health, weekly failover, monthly cloud fallback, with measured RTO/RPO.",
+    "models": "Keep MedGemma, Whisper and FaceNet identical and intact on both Macs (sha256 manifests, parallel verify, sync).",
+    "serve": "Run the local inference servers (mlx-lm for MedGemma, Whisper, FaceNet) and check their readiness.",
+    "bootstrap": "Set up a Mac Studio (or the witness) from the inventory: packages, users, launchd services.",
+    "gcp": "The emergency Cloud SQL fallback: status, manual promote (guarded, resumable) and failback.",
+    "monitor": "Render the Prometheus alert rules from the inventory's thresholds.",
+}
+
+
+def group(name: str, summary: str) -> typer.Typer:
+    """A placeholder sub-app: help says what it will do; running it exits NOT_AVAILABLE."""
+    sub = typer.Typer(
+        help=f"{summary}\n\nNot available yet in this version (exit code 4).\n\nExample: prontuario {name} --help",
+        invoke_without_command=True,
+        rich_markup_mode=None,
+    )
+
+    @sub.callback()
+    def _placeholder(ctx: typer.Context) -> None:
+        if ctx.resilient_parsing:
+            return
+        raise NotAvailableYet(f"'prontuario {name}' is not available yet in this version")
+
+    return sub

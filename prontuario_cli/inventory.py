@@ -1,0 +1,522 @@
+"""The inventory: ``cluster.yaml`` loaded into typed, frozen dataclasses.
+
+The YAML is parsed with PyYAML's safe loader into a node tree (so every key keeps
+its line number) and converted against the dataclasses below, which are the
+schema. Every problem names ``file:line: key.path: what is wrong``; all problems
+are collected and reported at once; nothing here raises anything but
+:class:`~prontuario_cli.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from prontuario_cli.errors import ConfigError
+
+Role = Literal["primary", "secondary", "witness"]
+OS = Literal["macos", "debian"]
+
+
+# --------------------------------------------------------------------------- schema
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """Where a secret lives: an environment variable or a file (mode 0600). Never the value."""
+
+    env: str | None = None
+    file: str | None = None
+
+
+@dataclass(frozen=True)
+class SSH:
+    port: int = 22
+    user: str = "prontuario"
+    key: str | None = None  # private key path; None = the SSH agent / default keys
+    known_hosts: str = "~/.ssh/known_hosts"
+    connect_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Service ports on one node; a service a node does not run is left out."""
+
+    postgresql: int | None = None
+    patroni: int | None = None
+    etcd_client: int | None = None
+    etcd_peer: int | None = None
+    redis: int | None = None
+    sentinel: int | None = None
+    haproxy_write: int | None = None
+    haproxy_read: int | None = None
+    haproxy_stats: int | None = None
+    medgemma: int | None = None
+    whisper: int | None = None
+    facenet: int | None = None
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    role: Role
+    address: str
+    os: OS = "macos"
+    ssh: SSH = SSH()
+    ports: Ports = Ports()
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str = "prontuario"
+    patroni_scope: str = "prontuario"  # Patroni's cluster name (scope)
+    redis_master: str = "prontuario"  # the name Sentinel monitors
+    database: str = "prontuario"
+    postgres_user: str = "postgres"
+
+
+@dataclass(frozen=True)
+class HealthChecks:
+    """HAProxy-style health checks (brief: every 5 s, timeout 2 s, 3 failures)."""
+
+    interval_s: float = 5.0
+    timeout_s: float = 2.0
+    fall: int = 3
+    rise: int = 2
+
+
+@dataclass(frozen=True)
+class ScenarioTarget:
+    rto_s: float
+    rpo_s: float
+
+
+@dataclass(frozen=True)
+class ReplicationLagTargets:
+    sync_target_ms: float = 100.0  # brief: synchronous, max replica lag 100 ms
+    alert_s: float = 10.0  # brief: DatabaseReplicationLag > 10 s
+    alert_bytes: int = 16 * 1024 * 1024  # lag in bytes that also counts (idle primaries)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """RTO/RPO per failure scenario, from the brief."""
+
+    primary_lost: ScenarioTarget = ScenarioTarget(rto_s=30, rpo_s=0)
+    secondary_lost: ScenarioTarget = ScenarioTarget(rto_s=0, rpo_s=0)
+    both_lost: ScenarioTarget = ScenarioTarget(rto_s=300, rpo_s=60)
+    site_lost: ScenarioTarget = ScenarioTarget(rto_s=7200, rpo_s=300)
+    replication_lag: ReplicationLagTargets = ReplicationLagTargets()
+
+
+@dataclass(frozen=True)
+class CloudData:
+    """Direct data path to the cloud replica (the lab, or a private-IP DSN)."""
+
+    host: str
+    port: int = 5432
+    user: str = "postgres"
+    database: str = "prontuario"
+    password: SecretRef | None = None
+
+
+@dataclass(frozen=True)
+class Cloud:
+    """The emergency-only Cloud SQL fallback."""
+
+    project: str
+    region: str
+    sql_instance: str
+    drill_instance: str | None = None  # a clone or dedicated replica for drills
+    api_base_url: str = "https://sqladmin.googleapis.com"
+    credentials_file: str | None = None  # service-account JSON; None = default credentials
+    data: CloudData | None = None
+    haproxy_backup_port: int | None = None  # the fallback's HAProxy check port
+
+
+@dataclass(frozen=True)
+class Secrets:
+    postgres_password: SecretRef | None = None
+    replication_password: SecretRef | None = None
+    redis_password: SecretRef | None = None
+    patroni_api_password: SecretRef | None = None
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where prontuario keeps its own files; empty means the built-in default."""
+
+    audit_log: str | None = None
+    state_dir: str | None = None
+    reports_dir: str | None = None
+    metrics_textfile: str | None = None
+
+
+@dataclass(frozen=True)
+class Lab:
+    """Present when the inventory describes a loopback lab made by ``lab up``."""
+
+    dir: str
+
+
+@dataclass(frozen=True)
+class Inventory:
+    nodes: tuple[Node, ...]
+    version: int = 1
+    cluster: Cluster = Cluster()
+    health_checks: HealthChecks = HealthChecks()
+    targets: Targets = Targets()
+    cloud: Cloud | None = None
+    secrets: Secrets = Secrets()
+    paths: Paths = Paths()
+    lab: Lab | None = None
+    # Not part of the file: filled in by the loader.
+    source: str = field(default="", metadata={"schema": False})
+    warnings: tuple[str, ...] = field(default=(), metadata={"schema": False})
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        known = ", ".join(n.name for n in self.nodes)
+        raise ConfigError(f"no node named {name!r} in {self.source} (nodes: {known})")
+
+    @property
+    def macs(self) -> tuple[Node, ...]:
+        """The data nodes (primary and secondary), in inventory order."""
+        return tuple(n for n in self.nodes if n.role != "witness")
+
+    @property
+    def primary(self) -> Node:
+        return next(n for n in self.nodes if n.role == "primary")
+
+
+# --------------------------------------------------------------------------- lookup
+
+ENV_VAR = "PRONTUARIO_INVENTORY"
+
+
+def candidate_paths(explicit: str | os.PathLike | None = None) -> list[Path]:
+    """Where the inventory is looked for, in order."""
+    if explicit:
+        return [Path(explicit).expanduser()]
+    if os.environ.get(ENV_VAR):
+        return [Path(os.environ[ENV_VAR]).expanduser()]
+    return [Path("cluster.yaml"), Path("~/.config/prontuario/cluster.yaml").expanduser()]
+
+
+def find_inventory(explicit: str | os.PathLike | None = None) -> Path:
+    paths = candidate_paths(explicit)
+    for path in paths:
+        if path.is_file():
+            return path
+    if explicit or os.environ.get(ENV_VAR):
+        raise ConfigError(f"inventory not found: {paths[0]}", hint="check the path given by --inventory or $PRONTUARIO_INVENTORY")
+    looked = ", ".join(str(p) for p in paths)
+    raise ConfigError(f"no inventory found (looked in {looked})", hint="pass --inventory PATH or set $PRONTUARIO_INVENTORY")
+
+
+def load_inventory(explicit: str | os.PathLike | None = None) -> Inventory:
+    """Find, parse and validate the inventory; raise ConfigError listing every problem."""
+    path = find_inventory(explicit)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read inventory {path}: {exc}") from None
+    return parse_inventory(text, str(path))
+
+
+def parse_inventory(text: str, source: str = "cluster.yaml") -> Inventory:
+    import yaml
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: malformed YAML: {problem}") from None
+    if root is None:
+        raise ConfigError(f"{source}: the inventory is empty")
+    conv = _Converter(source)
+    data = conv.convert(root, Inventory, "")
+    warnings: list[str] = []
+    if data is None:
+        # Still check what did convert, so every problem is listed at once.
+        partial = _partial_inventory(root, source)
+        problems = conv.problems + (_validate(partial, conv, warnings, partial=True) if partial else [])
+        _raise(source, problems)
+    problems = _validate(data, conv, warnings)
+    if problems:
+        _raise(source, problems)
+    return dataclasses.replace(data, source=source, warnings=tuple(warnings))
+
+
+def _partial_inventory(root, source: str) -> Inventory | None:
+    """The parts of a broken inventory that convert cleanly (defaults elsewhere)."""
+    import yaml
+
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    hints = typing.get_type_hints(Inventory)
+    values: dict[str, object] = {"nodes": ()}
+    for key_node, value_node in root.value:
+        key = key_node.value
+        if key not in hints or key in ("source", "warnings"):
+            continue
+        if key == "nodes" and isinstance(value_node, yaml.SequenceNode):
+            items = [_Converter(source, lenient=True).convert(item, Node, "") for item in value_node.value]
+            if None in items:  # indexes would no longer match the file: skip node checks
+                continue
+            values["nodes"] = tuple(items)
+            continue
+        value = _Converter(source, lenient=True).convert(value_node, hints[key], key)
+        if value is not None:
+            values[key] = value
+    return Inventory(**values)
+
+
+def _raise(source: str, problems: list[str]) -> typing.NoReturn:
+    problems = sorted(set(problems), key=_line_number)
+    count = len(problems)
+    raise ConfigError(f"{source}: {count} problem{'s' if count != 1 else ''} in the inventory:", problems)
+
+
+def _line_number(problem: str) -> int:
+    try:
+        return int(problem.split(":", 2)[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+# --------------------------------------------------------------------------- conversion
+
+_SCALAR_TAGS = {
+    int: {"tag:yaml.org,2002:int"},
+    float: {"tag:yaml.org,2002:float", "tag:yaml.org,2002:int"},
+    str: {"tag:yaml.org,2002:str"},
+    bool: {"tag:yaml.org,2002:bool"},
+}
+_TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+class _Converter:
+    """Converts a YAML node tree into the schema dataclasses, collecting problems."""
+
+    def __init__(self, source: str, lenient: bool = False):
+        import yaml
+
+        self.lenient = lenient  # skip unknown keys and bad optional values (best effort)
+        self.yaml = yaml
+        self.source = source
+        self.problems: list[str] = []
+        self.lines: dict[str, int] = {}
+        self._constructor = yaml.SafeLoader("")
+
+    def problem(self, node, keypath: str, message: str) -> None:
+        line = node.start_mark.line + 1 if node is not None else 0
+        self.problems.append(f"{self.source}:{line}: {keypath or '(top level)'}: {message}")
+
+    def line_of(self, keypath: str) -> int:
+        return self.lines.get(keypath, 0)
+
+    def convert(self, node, tp, keypath: str):
+        self.lines.setdefault(keypath, node.start_mark.line + 1)
+        origin = typing.get_origin(tp)
+        args = typing.get_args(tp)
+        if origin in (typing.Union, types.UnionType):
+            inner = [a for a in args if a is not type(None)]
+            if node.tag == "tag:yaml.org,2002:null":
+                return None
+            return self.convert(node, inner[0], keypath)
+        if dataclasses.is_dataclass(tp):
+            return self._dataclass(node, tp, keypath)
+        if origin is tuple:
+            if not isinstance(node, self.yaml.SequenceNode):
+                self.problem(node, keypath, "expected a list")
+                return None
+            items = [self.convert(item, args[0], f"{keypath}[{i}]") for i, item in enumerate(node.value)]
+            return tuple(items)
+        if origin is Literal:
+            value = self._scalar(node, str, keypath)
+            if value is not None and value not in args:
+                self.problem(node, keypath, f"{value!r} is not one of: {', '.join(args)}")
+                return None
+            return value
+        return self._scalar(node, tp, keypath)
+
+    def _scalar(self, node, tp, keypath: str):
+        if not isinstance(node, self.yaml.ScalarNode) or node.tag not in _SCALAR_TAGS[tp]:
+            got = _describe(node, self.yaml)
+            self.problem(node, keypath, f"expected {_TYPE_WORDS[tp]}, got {got}")
+            return None
+        value = self._constructor.construct_object(node)
+        return float(value) if tp is float else value
+
+    def _dataclass(self, node, tp, keypath: str):
+        if tp is SecretRef and isinstance(node, self.yaml.ScalarNode) and node.tag != "tag:yaml.org,2002:null":
+            self.problem(
+                node, keypath, "secrets are never written in cluster.yaml: use {env: VARIABLE} or {file: /path/mode-0600}"
+            )
+            return None
+        if not isinstance(node, self.yaml.MappingNode):
+            self.problem(node, keypath, f"expected a mapping (keys: {', '.join(_schema_fields(tp))}), got {_describe(node, self.yaml)}")
+            return None
+        fields = {f.name: f for f in dataclasses.fields(tp) if f.metadata.get("schema", True)}
+        hints = typing.get_type_hints(tp)
+        values: dict[str, object] = {}
+        ok = True
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, self.yaml.ScalarNode) else None
+            sub = f"{keypath}.{key}" if keypath else str(key)
+            if key not in fields and self.lenient:
+                continue
+            if key not in fields:
+                close = difflib.get_close_matches(str(key), list(fields), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(fields)})"
+                self.problem(key_node, sub, f"unknown key{hint}")
+                ok = False
+                continue
+            if key in values:
+                self.problem(key_node, sub, "key given twice")
+                ok = False
+                continue
+            self.lines[sub] = key_node.start_mark.line + 1
+            value = self.convert(value_node, hints[key], sub)
+            if value is None and value_node.tag != "tag:yaml.org,2002:null":
+                if self.lenient and fields[key].default is not dataclasses.MISSING:
+                    continue
+                ok = False
+            values[key] = value
+        for name, f in fields.items():
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            if required and values.get(name) is None:
+                ok = False
+                if name not in values:
+                    sub = f"{keypath}.{name}" if keypath else name
+                    self.problem(node, sub, "required key is missing")
+                elif _is_null(node, name):
+                    sub = f"{keypath}.{name}" if keypath else name
+                    self.problem(node, sub, "required key has no value")
+        if not ok:
+            return None
+        return tp(**values)
+
+
+def _is_null(mapping_node, key: str) -> bool:
+    return any(k.value == key and v.tag == "tag:yaml.org,2002:null" for k, v in mapping_node.value)
+
+
+def _schema_fields(tp) -> list[str]:
+    return [f.name for f in dataclasses.fields(tp) if f.metadata.get("schema", True)]
+
+
+def _describe(node, yaml) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    kind = node.tag.rsplit(":", 1)[-1]
+    return f"{kind} {node.value!r}" if kind != "null" else "nothing (null)"
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _validate(inv: Inventory, conv: _Converter, warnings: list[str], partial: bool = False) -> list[str]:
+    """Checks across keys; with ``partial`` only those that cannot be fooled by missing parts."""
+    problems: list[str] = []
+    src = conv.source
+
+    def add(keypath: str, message: str) -> None:
+        problems.append(f"{src}:{conv.line_of(keypath)}: {keypath}: {message}")
+
+    if inv.version != 1:
+        add("version", f"unsupported inventory version {inv.version} (this prontuario reads version 1)")
+    if not inv.nodes and not partial:
+        add("nodes", "at least one node is required")
+
+    seen_names: dict[str, int] = {}
+    for i, node in enumerate(inv.nodes):
+        if node.name in seen_names:
+            add(f"nodes[{i}].name", f"duplicate node name {node.name!r} (also nodes[{seen_names[node.name]}])")
+        else:
+            seen_names[node.name] = i
+        if not node.name or any(c.isspace() for c in node.name):
+            add(f"nodes[{i}].name", f"node name {node.name!r} must be non-empty and without spaces")
+        if not node.address:
+            add(f"nodes[{i}].address", "address must not be empty")
+
+    primaries = [i for i, n in enumerate(inv.nodes) if n.role == "primary"]
+    if len(primaries) > 1:
+        names = ", ".join(inv.nodes[i].name for i in primaries)
+        add(f"nodes[{primaries[1]}].role", f"two primaries ({names}): exactly one node may be the primary")
+    elif inv.nodes and not primaries and not partial:
+        add("nodes", "no node has role: primary")
+    if inv.nodes and not any(n.role == "witness" for n in inv.nodes):
+        warnings.append(
+            f"{src}: no witness node: with two voters, losing one Mac loses quorum and failover "
+            "cannot be automatic or safe (add a small always-on witness running etcd and a Sentinel)"
+        )
+
+    used: dict[tuple[str, int], str] = {}
+    for i, node in enumerate(inv.nodes):
+        for f in dataclasses.fields(Ports):
+            port = getattr(node.ports, f.name)
+            if port is None:
+                continue
+            keypath = f"nodes[{i}].ports.{f.name}"
+            if not 1 <= port <= 65535:
+                add(keypath, f"port {port} is out of range 1-65535")
+                continue
+            owner = used.get((node.address, port))
+            if owner:
+                add(keypath, f"port clash: {node.address}:{port} is also {owner}")
+            else:
+                used[(node.address, port)] = keypath
+        if not 1 <= node.ssh.port <= 65535:
+            add(f"nodes[{i}].ssh.port", f"port {node.ssh.port} is out of range 1-65535")
+
+    hc = inv.health_checks
+    if hc.interval_s <= 0:
+        add("health_checks.interval_s", "must be greater than 0")
+    if hc.timeout_s <= 0:
+        add("health_checks.timeout_s", "must be greater than 0")
+    elif hc.timeout_s > hc.interval_s:
+        add("health_checks.timeout_s", f"timeout {hc.timeout_s:g} s is longer than the interval {hc.interval_s:g} s")
+    for key in ("fall", "rise"):
+        if getattr(hc, key) < 1:
+            add(f"health_checks.{key}", "must be at least 1")
+
+    for scenario in ("primary_lost", "secondary_lost", "both_lost", "site_lost"):
+        target = getattr(inv.targets, scenario)
+        for key in ("rto_s", "rpo_s"):
+            if getattr(target, key) < 0:
+                add(f"targets.{scenario}.{key}", "must not be negative")
+
+    for keypath, ref in _secret_refs(inv):
+        if (ref.env is None) == (ref.file is None):
+            add(keypath, "give exactly one of env: or file:")
+
+    cloud = inv.cloud
+    if cloud is not None:
+        if cloud.drill_instance and cloud.drill_instance == cloud.sql_instance:
+            add("cloud.drill_instance", "the drill target must not be the live replica (cloud.sql_instance)")
+        if not cloud.api_base_url.startswith(("https://", "http://")):
+            add("cloud.api_base_url", f"{cloud.api_base_url!r} is not an http(s) URL")
+    return problems
+
+
+def _secret_refs(inv: Inventory):
+    for f in dataclasses.fields(Secrets):
+        ref = getattr(inv.secrets, f.name)
+        if ref is not None:
+            yield f"secrets.{f.name}", ref
+    if inv.cloud and inv.cloud.data and inv.cloud.data.password:
+        yield "cloud.data.password", inv.cloud.data.password

@@ -1,0 +1,32 @@
+"""Writing the example inventory (``inventory init``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from prontuario_cli.errors import RefusedError
+
+EXAMPLE = Path(__file__).with_name("example_cluster.yaml")
+
+
+@dataclass(frozen=True)
+class InitReport:
+    path: str
+    action: str  # "would write" | "wrote"
+    bytes: int
+
+
+def write_example(path: Path, *, force: bool, dry_run: bool) -> InitReport:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    if path.exists() and not force:
+        raise RefusedError(f"{path} already exists; not overwriting it", hint="pass --force to replace it")
+    if dry_run:
+        return InitReport(str(path), "would write", len(text.encode()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.chmod(tmp, 0o640)
+    os.replace(tmp, path)
+    return InitReport(str(path), "wrote", len(text.encode()))

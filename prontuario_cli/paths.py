@@ -1,0 +1,33 @@
+"""Where prontuario keeps its own files, with one override each.
+
+- state: ``$PRONTUARIO_STATE_DIR``, else ``/var/lib/prontuario`` as root, else
+  ``$XDG_STATE_HOME/prontuario`` (``~/.local/state/prontuario``).
+- audit log: ``$PRONTUARIO_AUDIT_LOG``, else the inventory's ``paths.audit_log``, else
+  ``/var/log/prontuario/audit.jsonl`` as root, else ``<state>/audit.jsonl``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def state_dir(inventory=None) -> Path:
+    if os.environ.get("PRONTUARIO_STATE_DIR"):
+        return Path(os.environ["PRONTUARIO_STATE_DIR"]).expanduser()
+    if inventory is not None and inventory.paths.state_dir:
+        return Path(inventory.paths.state_dir).expanduser()
+    if os.geteuid() == 0:
+        return Path("/var/lib/prontuario")
+    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return Path(base) / "prontuario"
+
+
+def audit_log_path(inventory=None) -> Path:
+    if os.environ.get("PRONTUARIO_AUDIT_LOG"):
+        return Path(os.environ["PRONTUARIO_AUDIT_LOG"]).expanduser()
+    if inventory is not None and inventory.paths.audit_log:
+        return Path(inventory.paths.audit_log).expanduser()
+    if os.geteuid() == 0 and not os.environ.get("PRONTUARIO_STATE_DIR"):
+        return Path("/var/log/prontuario/audit.jsonl")
+    return state_dir(inventory) / "audit.jsonl"

@@ -1,0 +1,97 @@
+"""Secrets: read from an environment variable or a 0600 file, never from cluster.yaml.
+
+Every value read is remembered so :func:`redact` can blank it out of anything that
+is logged, audited or printed.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from prontuario_cli.errors import PermissionProblem, SecretError
+
+REDACTED = "***"
+_known: set[str] = set()
+
+
+def read_secret(ref, name: str) -> str:
+    """The value of secret ``name`` from its SecretRef; refuses unsafe files as ssh does."""
+    if ref is None:
+        raise SecretError(f"secret {name} is not configured", hint=f"add secrets.{name}: {{env: VAR}} or {{file: PATH}} to the inventory")
+    if ref.env:
+        value = os.environ.get(ref.env)
+        if value is None:
+            raise SecretError(f"secret {name}: environment variable {ref.env} is not set")
+    else:
+        value = read_secret_file(Path(ref.file).expanduser(), name)
+    remember(value)
+    return value
+
+
+def read_secret_file(path: Path, name: str) -> str:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise SecretError(f"secret {name}: file {path} does not exist") from None
+    except OSError as exc:
+        raise SecretError(f"secret {name}: cannot read {path}: {exc.strerror}") from None
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o077:
+        raise PermissionProblem(
+            f"secret {name}: {path} is readable by group or others (mode {mode:04o}); refusing to use it",
+            hint=f"run: chmod 600 {path}",
+        )
+    try:
+        value = path.read_text(encoding="utf-8").strip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SecretError(f"secret {name}: cannot read {path}: {exc}") from None
+    if not value:
+        raise SecretError(f"secret {name}: {path} is empty")
+    return value
+
+
+def remember(value: str) -> None:
+    if value and len(value) >= 3:
+        _known.add(value)
+
+
+def redact(text: str) -> str:
+    """``text`` with every secret value read so far replaced by ***."""
+    for value in sorted(_known, key=len, reverse=True):
+        text = text.replace(value, REDACTED)
+    return text
+
+
+SENSITIVE_WORDS = ("password", "passwd", "secret", "token", "credential", "apikey", "api_key")
+
+
+def is_sensitive(name: str) -> bool:
+    lowered = name.lower().replace("-", "_")
+    return any(word in lowered for word in SENSITIVE_WORDS)
+
+
+def redact_args(args):
+    """A copy of command arguments with sensitive names' values and known secrets blanked."""
+    if isinstance(args, dict):
+        return {k: (REDACTED if is_sensitive(str(k)) and v not in (None, False) else redact_args(v)) for k, v in args.items()}
+    if isinstance(args, (list, tuple)):
+        out, hide_next = [], False
+        for item in args:
+            if hide_next:
+                out.append(REDACTED)
+                hide_next = False
+                continue
+            if isinstance(item, str) and item.startswith("--") and is_sensitive(item):
+                if "=" in item:
+                    out.append(item.split("=", 1)[0] + "=" + REDACTED)
+                else:
+                    out.append(item)
+                    hide_next = True
+                continue
+            out.append(redact_args(item))
+        return out
+    if isinstance(args, str):
+        return redact(args)
+    return args
