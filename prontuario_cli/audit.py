@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from prontuario_cli.errors import ExitCode, IntegrityError, PermissionProblem, ProntuarioError
-from prontuario_cli.report import Table
+from prontuario_cli.report import Nagios, Perf, Status, Table
 
 GENESIS = "0" * 64
 
@@ -158,6 +158,13 @@ class VerifyReport:
     def exit_code(self) -> ExitCode:
         return ExitCode.OK if self.intact else ExitCode.INTEGRITY
 
+    def nagios(self) -> Nagios:
+        perf = (Perf("entries", self.entries, min=0), Perf("problems", len(self.problems), crit=0, min=0))
+        if self.intact:
+            return Nagios(Status.OK, f"audit log {self.log}: {self.entries} entries, chain intact", perf)
+        first = self.problems[0]
+        return Nagios(Status.CRITICAL, f"audit log {self.log}: chain broken: {first.message}", perf)
+
     def tables(self) -> list[Table]:
         verdict = "intact" if self.intact else f"BROKEN ({len(self.problems)} problem(s))"
         summary = Table("", ("log", "entries", "chain"), ((self.log, self.entries, verdict),))
@@ -243,7 +250,8 @@ def action(log: AuditLog, command: str, args: dict[str, Any], *, dry_run: bool =
         outcome, error = "interrupted", "interrupted by the operator"
         raise
     except ProntuarioError as exc:
-        outcome, error = "failed", exc.one_line()
+        outcome = "aborted" if exc.exit_code == ExitCode.ABORTED else "failed"
+        error = exc.one_line()
         raise
     except BaseException as exc:
         code = getattr(exc, "exit_code", None)  # typer.Exit: the command chose its exit code

@@ -89,6 +89,8 @@ class HealthChecks:
     timeout_s: float = 2.0
     fall: int = 3
     rise: int = 2
+    fastinter_s: float | None = None  # HAProxy fastinter: checks while a server is changing state
+    downinter_s: float | None = None  # HAProxy downinter: checks while a server is down
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,20 @@ class Paths:
 
 
 @dataclass(frozen=True)
+class HAProxy:
+    """Where HAProxy's runtime API answers, and the names of its write and read proxies.
+
+    ``socket`` is a unix socket path (``stats socket PATH``) or ``HOST:PORT`` for a TCP
+    runtime API. Left out: ``<lab.dir>/haproxy.sock`` for a lab inventory, otherwise
+    each node's stats page (``ports.haproxy_stats``, CSV export) is read instead.
+    """
+
+    socket: str | None = None
+    write_backend: str = "write"
+    read_backend: str = "read"
+
+
+@dataclass(frozen=True)
 class Lab:
     """Present when the inventory describes a loopback lab made by ``lab up``."""
 
@@ -175,6 +191,7 @@ class Inventory:
     cloud: Cloud | None = None
     secrets: Secrets = Secrets()
     paths: Paths = Paths()
+    haproxy: HAProxy = HAProxy()
     lab: Lab | None = None
     # Not part of the file: filled in by the loader.
     source: str = field(default="", metadata={"schema": False})
@@ -342,7 +359,7 @@ class _Converter:
                 self.problem(node, keypath, "expected a list")
                 return None
             items = [self.convert(item, args[0], f"{keypath}[{i}]") for i, item in enumerate(node.value)]
-            return tuple(items)
+            return None if any(item is None for item in items) else tuple(items)
         if origin is Literal:
             value = self._scalar(node, str, keypath)
             if value is not None and value not in args:
@@ -500,7 +517,7 @@ def _validate(inv: Inventory, conv: _Converter, warnings: list[str], partial: bo
             if getattr(target, key) < 0:
                 add(f"targets.{scenario}.{key}", "must not be negative")
 
-    for keypath, ref in _secret_refs(inv):
+    for keypath, ref in secret_refs(inv):
         if (ref.env is None) == (ref.file is None):
             add(keypath, "give exactly one of env: or file:")
 
@@ -513,7 +530,8 @@ def _validate(inv: Inventory, conv: _Converter, warnings: list[str], partial: bo
     return problems
 
 
-def _secret_refs(inv: Inventory):
+def secret_refs(inv: Inventory):
+    """(key path, SecretRef) for every secret the inventory names."""
     for f in dataclasses.fields(Secrets):
         ref = getattr(inv.secrets, f.name)
         if ref is not None:

@@ -11,6 +11,16 @@ from prontuario_cli.report import Nagios, Status, Table
 
 
 @dataclass(frozen=True)
+class SecretStatus:
+    """Whether one secret can be read here (never its value)."""
+
+    name: str
+    source: str
+    status: str  # ok | missing | unsafe | unreadable
+    message: str = ""
+
+
+@dataclass(frozen=True)
 class CheckReport:
     inventory: str
     valid: bool
@@ -18,20 +28,27 @@ class CheckReport:
     witness: bool
     problems: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    secrets: tuple[SecretStatus, ...] = ()
 
     def status(self) -> Status:
-        if not self.valid:
+        if not self.valid or any(s.status != "ok" for s in self.secrets):
             return Status.CRITICAL
         return Status.WARNING if self.warnings else Status.OK
 
     def exit_code(self) -> ExitCode:
         if not self.valid:
             return ExitCode.CONFIG
+        if any(s.status == "unsafe" for s in self.secrets):
+            return ExitCode.PERMISSION
+        if self.secrets and any(s.status != "ok" for s in self.secrets):
+            return ExitCode.CONFIG
         return ExitCode.WARNING if self.warnings else ExitCode.OK
 
     def nagios(self) -> Nagios:
         if not self.valid:
             summary = f"{self.inventory}: {len(self.problems)} problem(s): {self.problems[0]}"
+        elif self.nagios_summary_secrets():
+            summary = f"{self.inventory}: {self.nagios_summary_secrets()}"
         elif self.warnings:
             summary = f"{self.inventory}: valid with {len(self.warnings)} warning(s): {self.warnings[0]}"
         else:
@@ -46,10 +63,17 @@ class CheckReport:
             out.append(Table("problems", ("problem",), tuple((p,) for p in self.problems)))
         if self.warnings:
             out.append(Table("warnings", ("warning",), tuple((w,) for w in self.warnings)))
+        if self.secrets:
+            rows = tuple((s.name, s.source, s.status, s.message) for s in self.secrets)
+            out.append(Table("secrets", ("secret", "source", "status", "what to do"), rows))
         return out
 
+    def nagios_summary_secrets(self) -> str:
+        bad = [s for s in self.secrets if s.status != "ok"]
+        return f"secret {bad[0].name}: {bad[0].message}" if bad else ""
 
-def check_report(path: str, inventory: Inventory | None, problems: list[str]) -> CheckReport:
+
+def check_report(path: str, inventory: Inventory | None, problems: list[str], *, secrets: bool = False) -> CheckReport:
     if inventory is None:
         return CheckReport(inventory=path, valid=False, nodes=0, witness=False, problems=tuple(problems))
     return CheckReport(
@@ -58,7 +82,29 @@ def check_report(path: str, inventory: Inventory | None, problems: list[str]) ->
         nodes=len(inventory.nodes),
         witness=any(n.role == "witness" for n in inventory.nodes),
         warnings=inventory.warnings,
+        secrets=secret_statuses(inventory) if secrets else (),
     )
+
+
+def secret_statuses(inventory: Inventory) -> tuple[SecretStatus, ...]:
+    """Try to read every secret the inventory names; report where each one stands."""
+    from prontuario_cli.errors import PermissionProblem, ProntuarioError
+    from prontuario_cli.inventory import secret_refs
+    from prontuario_cli.secrets import read_secret
+
+    out = []
+    for keypath, ref in secret_refs(inventory):
+        name = keypath.rsplit(".", 1)[-1] if keypath.startswith("secrets.") else keypath
+        source = f"env {ref.env}" if ref.env else f"file {ref.file}"
+        try:
+            read_secret(ref, name)
+            out.append(SecretStatus(name, source, "ok"))
+        except PermissionProblem as exc:
+            out.append(SecretStatus(name, source, "unsafe", exc.one_line()))
+        except ProntuarioError as exc:
+            status = "missing" if "not set" in exc.message or "does not exist" in exc.message else "unreadable"
+            out.append(SecretStatus(name, source, status, exc.one_line()))
+    return tuple(out)
 
 
 @dataclass(frozen=True)

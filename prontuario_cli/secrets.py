@@ -52,6 +52,22 @@ def read_secret_file(path: Path, name: str) -> str:
     return value
 
 
+def remember_inventory(inventory) -> None:
+    """Know the inventory's secrets before anything can print them (env at once, files if safe)."""
+    from prontuario_cli.inventory import secret_refs
+
+    for _, ref in secret_refs(inventory):
+        if ref.env and os.environ.get(ref.env):
+            remember(os.environ[ref.env])
+        elif ref.file:
+            path = Path(ref.file).expanduser()
+            try:
+                if not stat.S_IMODE(path.stat().st_mode) & 0o077:
+                    remember(path.read_text(encoding="utf-8").strip("\r\n"))
+            except (OSError, UnicodeDecodeError):
+                pass
+
+
 def remember(value: str) -> None:
     if value and len(value) >= 3:
         _known.add(value)

@@ -58,7 +58,10 @@ class Env:
         if self._inventory is None:
             from prontuario_cli.inventory import load_inventory
 
+            from prontuario_cli.secrets import remember_inventory
+
             self._inventory = load_inventory(self.inventory_path)
+            remember_inventory(self._inventory)
             for warning in self._inventory.warnings:
                 self.say(f"warning: {warning}")
         return self._inventory

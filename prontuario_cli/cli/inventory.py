@@ -19,10 +19,13 @@ app = typer.Typer(
 
 @app.command("check")
 @output_options
-def check() -> None:
+def check(
+    secrets: bool = typer.Option(False, "--secrets", help="Also read every secret here (env var set? file mode 0600?)."),
+) -> None:
     """Validate the inventory; list every problem with file, line and key.
 
-    Exit 0 valid, 1 valid with warnings (e.g. no witness), 78 invalid.
+    Exit 0 valid, 1 valid with warnings (e.g. no witness), 78 invalid or a secret
+    missing, 77 a secret file readable by group/others.
 
     Example: prontuario -i cluster.yaml inventory check --format nagios
     """
@@ -37,7 +40,7 @@ def check() -> None:
         problems: list[str] = []
     except ConfigError as exc:
         inventory, problems = None, exc.problems or [exc.message]
-    emit(check_report(path, inventory, problems))
+    emit(check_report(path, inventory, problems, secrets=secrets))
 
 
 @app.command("show")
@@ -69,13 +72,12 @@ def init(
     from prontuario_cli.inventory_init import write_example
 
     env = get_env()
-    plan = write_example(path, force=force, dry_run=True)
-    if dry_run:
-        with audited("inventory init", {"path": str(path), "force": force}, dry_run=True):
+    with audited("inventory init", {"path": str(path), "force": force}, dry_run=dry_run) as details:
+        plan = write_example(path, force=force, dry_run=True)
+        if dry_run:
             emit(plan)
-        return
-    confirm(f"write an example inventory to {path}?", yes=yes)
-    with audited("inventory init", {"path": str(path), "force": force}) as details:
+            return
+        confirm(f"write an example inventory to {path}?", yes=yes)
         report = write_example(path, force=force, dry_run=False)
         details["written"] = report.path
     env.say(f"wrote {report.path}; edit it, then run: prontuario -i {report.path} inventory check")

@@ -14,7 +14,6 @@ GROUPS = {
     "serve": "Run the local inference servers (mlx-lm for MedGemma, Whisper, FaceNet) and check their readiness.",
     "bootstrap": "Set up a Mac Studio (or the witness) from the inventory: packages, users, launchd services.",
     "gcp": "The emergency Cloud SQL fallback: status, manual promote (guarded, resumable) and failback.",
-    "monitor": "Render the Prometheus alert rules from the inventory's thresholds.",
 }
 
 

@@ -11,16 +11,96 @@ import sys
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
 
 from prontuario_cli import __version__
-from prontuario_cli.cli import audit as audit_cli
-from prontuario_cli.cli import inventory as inventory_cli
-from prontuario_cli.cli import later
 from prontuario_cli.cli.common import Env, Format
 from prontuario_cli.errors import ExitCode
 
+# One sub-app per capability, in the order --help lists them: (module with `app`, summary).
+# A module of None is a capability not built yet (see cli/later.py). Modules are imported
+# only when their group is used, so --help and TAB completion stay fast; a test keeps each
+# summary equal to the first line of the sub-app's own help.
+CAPABILITIES: dict[str, tuple[str | None, str]] = {
+    "inventory": ("prontuario_cli.cli.inventory", "Check, show and create the inventory (cluster.yaml)."),
+    "lab": (None, ""),
+    "replication": (None, ""),
+    "drill": (None, ""),
+    "models": (None, ""),
+    "serve": (None, ""),
+    "bootstrap": (None, ""),
+    "gcp": (None, ""),
+    "monitor": ("prontuario_cli.cli.monitor", "Render the Prometheus alert rules from the inventory's thresholds."),
+    "audit": ("prontuario_cli.cli.audit", "Read and verify the audit log of every state-changing command."),
+}
+
+
+def load_capability(name: str) -> typer.Typer:
+    """The Typer sub-app of one capability (a placeholder if it is not built yet)."""
+    import importlib
+
+    module, _ = CAPABILITIES[name]
+    if module is None:
+        from prontuario_cli.cli import later
+
+        return later.group(name, later.GROUPS[name])
+    return importlib.import_module(module).app
+
+
+def summary(name: str) -> str:
+    module, text = CAPABILITIES[name]
+    if module is None:
+        from prontuario_cli.cli import later
+
+        return later.GROUPS[name]
+    return text
+
+
+class _LazyCommands(dict):
+    """name -> click command, importing a capability's module on first use."""
+
+    def __missing__(self, name: str):
+        if name not in CAPABILITIES:
+            raise KeyError(name)
+        command = typer.main.get_group(load_capability(name))
+        command.name = name
+        self[name] = command
+        return command
+
+    def get(self, name, default=None):
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def keys(self):
+        return list(CAPABILITIES)
+
+
+class LazyGroup(TyperGroup):
+    """The root group: lists every capability, imports one only when it is used."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.commands = _LazyCommands(self.commands)
+
+    def list_commands(self, ctx) -> list[str]:
+        return list(CAPABILITIES)
+
+    def format_commands(self, ctx, formatter) -> None:
+        limit = formatter.width - 6 - max(len(name) for name in CAPABILITIES)
+        rows = [(name, _shorten(summary(name), limit)) for name in CAPABILITIES]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(limit - 3, 1)].rsplit(" ", 1)[0] + "..."
+
+
 app = typer.Typer(
     name="prontuario",
+    cls=LazyGroup,
     help=(
         "Operate the Prontuário cluster: two Mac Studios (active/standby), a witness, "
         "and the emergency Cloud SQL fallback.\n\n"
@@ -31,11 +111,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-app.add_typer(inventory_cli.app, name="inventory")
-for name, summary in later.GROUPS.items():
-    app.add_typer(later.group(name, summary), name=name)
-app.add_typer(audit_cli.app, name="audit")
 
 
 def _version(value: bool) -> None:
@@ -83,6 +158,9 @@ def main(argv: list[str] | None = None, env: Env | None = None) -> int:
         env.argv = list(argv)
     try:
         result = app(args=argv, prog_name="prontuario", standalone_mode=False, obj=env)
-        return int(result) if isinstance(result, int) else 0
+        code = int(result) if isinstance(result, int) else 0
+        if code == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into a returned 130
+            env.say("interrupted")
+        return code
     except BaseException as exc:  # noqa: BLE001 - the one place every exception ends
         return errors_out.handle(exc, env)

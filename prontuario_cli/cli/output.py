@@ -82,5 +82,20 @@ def _render_tables(report: Any, out: TextIO, *, color: bool, width: int | None) 
         for column in table.columns:
             rich_table.add_column(column, overflow="fold")
         for row in table.rows:
-            rich_table.add_row(*(cell(v) for v in row))
+            rich_table.add_row(*(_styled(v) for v in row))
         console.print(rich_table)
+
+
+_STYLES = {
+    "ok": "green", "valid": "green", "up": "green", "passed": "green", "intact": "green", "yes": "green",
+    "warning": "yellow", "unknown": "magenta", "dry-run": "cyan",
+    "critical": "bold red", "invalid": "bold red", "down": "bold red", "failed": "bold red", "broken": "bold red",
+}
+
+
+def _styled(value: Any):
+    from rich.text import Text
+
+    text = cell(value)
+    style = _STYLES.get(text.split(" ", 1)[0].lower()) if not isinstance(value, bool) else None
+    return Text(text, style=style or "")

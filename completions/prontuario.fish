@@ -1,0 +1,1 @@
+complete --command prontuario --no-files --arguments "(env _PRONTUARIO_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) prontuario)" --condition "env _PRONTUARIO_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) prontuario"

@@ -1,0 +1,1 @@
+"""Monitoring: the Prometheus alert rules the design asks for, rendered from the inventory."""

@@ -1,0 +1,227 @@
+"""The four alerts of the design, built from the inventory and rendered for Prometheus.
+
+:func:`build_rule_group` turns an :class:`~prontuario_cli.inventory.Inventory` into a
+:class:`RuleGroup` (plain data). :func:`rules_file` gives the document Prometheus
+loads with ``rule_files:``; :func:`prometheus_rule` wraps the same group in a
+Prometheus Operator ``PrometheusRule`` manifest; :func:`to_yaml` writes either.
+
+Where each number comes from:
+
+- ``DatabaseReplicationLag`` fires above ``targets.replication_lag.alert_s`` (the
+  brief: 10 s), for 1 m.
+- ``MacStudioDown`` waits 30 s and ``HAClusterDegraded`` 1 m: both are the brief's
+  numbers, kept fixed on purpose. 30 s happens to equal the failover RTO
+  (``targets.primary_lost.rto_s``), but the alert is about a node being down,
+  not about failover, so a different RTO should not silently move it.
+- ``GCPFallbackActivated`` fires at once (no ``for``): the fallback is never
+  promoted by accident and every minute of it matters.
+- ``HAClusterDegraded`` fires when strictly fewer than half of the Mac nodes are
+  up (``< 0.5``). With two Macs, one of two up is exactly 50 % and does not
+  fire (``MacStudioDown`` already pages for it); both down fires. A job with no
+  ``up`` series at all counts as 0 % up, so losing the scrape targets cannot
+  hide an outage.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from prontuario_cli.errors import ConfigError, UsageError
+
+JOB = "mac-studio"  # the Prometheus scrape job of the Mac Studios' exporters
+MAC_DOWN_FOR_S = 30.0  # brief: MacStudioDown for 30 s
+REPLICATION_LAG_FOR_S = 60.0  # brief: DatabaseReplicationLag for 1 m
+HA_DEGRADED_FOR_S = 60.0  # brief: HAClusterDegraded for 1 m
+HA_MIN_UP_RATIO = 0.5  # brief: fewer than 50 % of Mac nodes up
+
+KINDS = ("rules", "prometheusrule")
+API_VERSION = "monitoring.coreos.com/v1"
+
+# What the on-call engineer runs first when each alert pages.
+RUNBOOK = {
+    "MacStudioDown": "prontuario replication status (who is primary now, is HAProxy routing to it); then prontuario inventory show {{ $labels.instance }}",
+    "DatabaseReplicationLag": "prontuario replication status (lag in seconds and bytes per replica, Patroni roles)",
+    "GCPFallbackActivated": "prontuario gcp status (what was promoted, when, by whom); recover the Macs, then fail back",
+    "HAClusterDegraded": "prontuario replication status; if both Macs are down: prontuario gcp status",
+}
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """One alerting rule; ``for_s`` 0 means it fires on the first evaluation."""
+
+    alert: str
+    expr: str
+    for_s: float
+    severity: str
+    summary: str
+    description: str
+    runbook: str
+
+    def to_prometheus(self, labels: dict[str, str]) -> dict[str, Any]:
+        """The rule as Prometheus writes it (``for`` left out when it is 0)."""
+        rule: dict[str, Any] = {"alert": self.alert, "expr": self.expr}
+        if self.for_s > 0:
+            rule["for"] = prometheus_duration(self.for_s)
+        rule["labels"] = {"severity": self.severity, **labels}
+        rule["annotations"] = {"summary": self.summary, "description": self.description, "runbook": self.runbook}
+        return rule
+
+
+@dataclass(frozen=True)
+class RuleGroup:
+    """The alert rules of one cluster, with the labels every alert carries."""
+
+    name: str
+    cluster: str
+    rules: tuple[AlertRule, ...]
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"cluster": self.cluster}
+
+    def to_prometheus(self) -> dict[str, Any]:
+        return {"name": self.name, "rules": [rule.to_prometheus(self.labels) for rule in self.rules]}
+
+    def tables(self):
+        from prontuario_cli.report import Table
+
+        rows = tuple(
+            (r.alert, r.severity, prometheus_duration(r.for_s) if r.for_s else "at once", r.expr) for r in self.rules
+        )
+        return [Table(f"alert rules: group {self.name}", ("alert", "severity", "for", "expr"), rows)]
+
+
+def build_rule_group(inventory) -> RuleGroup:
+    """The brief's four alerts with the inventory's thresholds."""
+    lag_s = inventory.targets.replication_lag.alert_s
+    if not (math.isfinite(lag_s) and lag_s > 0):
+        raise ConfigError(
+            f"{inventory.source or 'inventory'}: targets.replication_lag.alert_s must be a number above 0, got {lag_s!r}",
+            hint="the brief's value is 10",
+        )
+    lag = _number(lag_s)
+    up = f'up{{job="{JOB}"}}'
+    ratio = _number(HA_MIN_UP_RATIO)
+    rules = (
+        AlertRule(
+            alert="MacStudioDown",
+            expr=f"{up} == 0",
+            for_s=MAC_DOWN_FOR_S,
+            severity="critical",
+            summary="Mac Studio {{ $labels.instance }} is down",
+            description=(
+                "Prometheus cannot scrape the Mac Studio {{ $labels.instance }} (job " + JOB + ") "
+                f"for more than {prometheus_duration(MAC_DOWN_FOR_S)}. The cluster runs on one Mac: "
+                "check that failover happened and that the other Mac is serving."
+            ),
+            runbook=RUNBOOK["MacStudioDown"],
+        ),
+        AlertRule(
+            alert="DatabaseReplicationLag",
+            expr=f"postgresql_replication_lag_seconds > {lag}",
+            for_s=REPLICATION_LAG_FOR_S,
+            severity="warning",
+            summary="PostgreSQL replication lag on {{ $labels.instance }} is above " + lag + " s",
+            description=(
+                "The replica on {{ $labels.instance }} is {{ $value }} s behind the primary "
+                f"(alert above {lag} s, target {_number(inventory.targets.replication_lag.sync_target_ms)} ms) "
+                f"for {prometheus_duration(REPLICATION_LAG_FOR_S)}. A failover now could lose data."
+            ),
+            runbook=RUNBOOK["DatabaseReplicationLag"],
+        ),
+        AlertRule(
+            alert="GCPFallbackActivated",
+            expr="gcp_fallback_active == 1",
+            for_s=0.0,
+            severity="critical",
+            summary="The emergency Cloud SQL fallback is active",
+            description=(
+                "gcp_fallback_active is 1 on {{ $labels.instance }}: the hospital runs in emergency mode "
+                "(basic chat, limited transcription, password login, 50 users). Recover the Macs."
+            ),
+            runbook=RUNBOOK["GCPFallbackActivated"],
+        ),
+        AlertRule(
+            alert="HAClusterDegraded",
+            expr=f"(sum({up}) / count({up}) or vector(0)) < {ratio}",
+            for_s=HA_DEGRADED_FOR_S,
+            severity="critical",
+            summary=f"Fewer than {HA_MIN_UP_RATIO:.0%} of the Mac Studios are up",
+            description=(
+                "Only {{ $value | humanizePercentage }} of the Mac Studios (job " + JOB + ") are up "
+                f"for {prometheus_duration(HA_DEGRADED_FOR_S)}. Without a Mac the cloud fallback must carry the hospital."
+            ),
+            runbook=RUNBOOK["HAClusterDegraded"],
+        ),
+    )
+    name = f"{inventory.cluster.name}.availability"
+    return RuleGroup(name=name, cluster=inventory.cluster.name, rules=rules)
+
+
+def rules_file(group: RuleGroup) -> dict[str, Any]:
+    """The document Prometheus loads through ``rule_files:``."""
+    return {"groups": [group.to_prometheus()]}
+
+
+def prometheus_rule(group: RuleGroup, *, namespace: str | None = None, name: str | None = None) -> dict[str, Any]:
+    """A Prometheus Operator ``PrometheusRule`` manifest holding the group."""
+    metadata: dict[str, Any] = {"name": name or f"{group.cluster}-alerts"}
+    if namespace:
+        metadata["namespace"] = namespace
+    metadata["labels"] = {
+        "app.kubernetes.io/name": "prontuario",
+        "app.kubernetes.io/component": "alert-rules",
+        "app.kubernetes.io/managed-by": "prontuario",
+        "prontuario/cluster": group.cluster,
+    }
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "PrometheusRule",
+        "metadata": metadata,
+        "spec": {"groups": [group.to_prometheus()]},
+    }
+
+
+def rules_document(inventory, kind: str = "rules", *, namespace: str | None = None) -> dict[str, Any]:
+    """The document of ``kind`` (``rules`` or ``prometheusrule``) for this inventory."""
+    if kind not in KINDS:
+        raise UsageError(f"unknown kind {kind!r}", hint=f"choose one of: {', '.join(KINDS)}")
+    if namespace and kind != "prometheusrule":
+        raise UsageError("--namespace only applies to --kind prometheusrule")
+    group = build_rule_group(inventory)
+    if kind == "rules":
+        return rules_file(group)
+    return prometheus_rule(group, namespace=namespace)
+
+
+def to_yaml(document: dict[str, Any], *, source: str = "") -> str:
+    """YAML text of a document, with a header saying where it came from."""
+    import yaml
+
+    origin = f" from {source}" if source else ""
+    header = f"# Generated by 'prontuario monitor rules'{origin}. Change the inventory, not this file.\n"
+    body = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1 << 16)
+    return header + body
+
+
+def prometheus_duration(seconds: float) -> str:
+    """Seconds as a Prometheus duration: 30 -> 30s, 60 -> 1m, 90 -> 1m30s, 0.5 -> 500ms."""
+    ms = round(seconds * 1000)
+    if ms < 0:
+        raise ValueError(f"negative duration: {seconds!r}")
+    if ms == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, ms = divmod(ms, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+def _number(value: float) -> str:
+    """A threshold as PromQL reads it: 10.0 -> 10, 2.5 -> 2.5."""
+    return f"{value:.12g}" if value != int(value) else str(int(value))

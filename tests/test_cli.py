@@ -1,0 +1,172 @@
+"""The 3 a.m. contract: help with examples, exit codes, one-line errors, bugs to a debug log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from prontuario_cli.errors import ExitCode
+from tests.helpers import EXAMPLE, run, run_process
+
+
+def walk_commands():
+    """(path, click command) for every leaf command and every group."""
+    import typer
+
+    from prontuario_cli.cli.main import app
+
+    root = typer.main.get_command(app)
+
+    def visit(command, path):
+        yield path, command
+        for name in getattr(command, "list_commands", lambda ctx: [])(None):
+            sub = command.get_command(None, name)
+            yield from visit(sub, (*path, name))
+
+    yield from visit(root, ())
+
+
+def test_every_command_has_help_with_an_example():
+    missing = []
+    for path, command in walk_commands():
+        result = run(*path, "--help")
+        assert result.code == 0, (path, result.err)
+        if "Example:" not in result.out:
+            missing.append(" ".join(path) or "prontuario")
+    assert not missing, f"commands whose --help has no 'Example:': {missing}"
+
+
+def test_root_help_summaries_match_each_capability():
+    from prontuario_cli.cli.main import CAPABILITIES, load_capability, summary
+
+    for name in CAPABILITIES:
+        own = load_capability(name).info.help.split("\n")[0]
+        assert summary(name) == own, name
+
+
+def test_using_one_capability_imports_only_that_one():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from prontuario_cli.cli.main import main; "
+        "main(['-i', sys.argv[1], 'inventory', 'check']); "
+        "print(sorted(m for m in sys.modules if m.startswith('prontuario_cli.cli.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(EXAMPLE)], capture_output=True, text=True, timeout=60).stdout
+    loaded = eval(out.strip().splitlines()[-1])
+    assert "prontuario_cli.cli.inventory" in loaded
+    assert "prontuario_cli.cli.audit" not in loaded and "prontuario_cli.cli.monitor" not in loaded
+
+
+def test_state_changing_commands_take_dry_run_and_yes():
+    for path, command in walk_commands():
+        names = {opt for p in getattr(command, "params", []) for opt in getattr(p, "opts", [])}
+        if "--yes" in names:
+            assert "--dry-run" in names, f"{' '.join(path)} has --yes but no --dry-run"
+
+
+def test_placeholder_groups_say_not_available_yet():
+    from prontuario_cli.cli import later
+
+    for name in later.GROUPS:
+        result = run(name)
+        assert result.code == ExitCode.NOT_AVAILABLE, name
+        assert result.err.strip() == f"error: 'prontuario {name}' is not available yet in this version"
+        assert "Not available yet" in run(name, "--help").out
+
+
+def test_usage_error_is_one_line_and_exit_64():
+    result = run("inventory", "check", "--no-such-option")
+    assert result.code == ExitCode.USAGE
+    assert result.err.count("\n") == 1 and "No such option: --no-such-option" in result.err
+
+
+def test_version():
+    from prontuario_cli import __version__
+
+    result = run("--version")
+    assert result.code == 0 and result.out.strip() == f"prontuario {__version__}"
+
+
+def test_json_when_piped_table_on_a_terminal():
+    piped = run("-i", str(EXAMPLE), "inventory", "check")
+    assert json.loads(piped.out)["valid"] is True
+    tty = run("-i", str(EXAMPLE), "inventory", "check", tty=True)
+    assert "verdict" in tty.out and not tty.out.lstrip().startswith("{")
+
+
+def test_global_and_command_format_options_agree():
+    assert json.loads(run("-i", str(EXAMPLE), "--json", "inventory", "show", tty=True).out)["cluster"] == "prontuario"
+    assert run("-i", str(EXAMPLE), "inventory", "show", "--format", "table").out.startswith("cluster prontuario")
+    clash = run("-i", str(EXAMPLE), "inventory", "show", "--json", "--format", "table")
+    assert clash.code == ExitCode.USAGE
+    nagios = run("-i", str(EXAMPLE), "inventory", "show", "--format", "nagios")
+    assert nagios.code == ExitCode.USAGE and "only for check commands" in nagios.err
+
+
+def test_no_color_is_honoured(monkeypatch):
+    colored = run("-i", str(EXAMPLE), "inventory", "check", tty=True)
+    assert "\x1b[32m" in colored.out  # green verdict on a terminal
+    monkeypatch.setenv("NO_COLOR", "1")
+    plain = run("-i", str(EXAMPLE), "inventory", "check", tty=True)
+    assert "\x1b[32m" not in plain.out and "valid" in plain.out
+
+
+def test_unexpected_exception_is_a_bug_with_a_debug_log(monkeypatch, isolated_state):
+    import prontuario_cli.inventory_report as inventory_report
+
+    def explode(inventory, node=None):
+        database_password = "local-value-never-logged"  # noqa: F841 - locals must not be logged
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(inventory_report, "show_report", explode)
+    result = run("-i", str(EXAMPLE), "inventory", "show")
+    assert result.code == ExitCode.BUG
+    assert "Traceback" not in result.err and result.err.count("\n") == 1
+    assert "this is a bug in prontuario" in result.err
+    log = Path(result.err.rsplit("the traceback is in ", 1)[1].strip())
+    assert log.is_relative_to(isolated_state)
+    text = log.read_text()
+    assert "Traceback" in text and "RuntimeError: boom" in text
+    assert "local-value-never-logged" not in text
+
+
+def test_ctrl_c_exits_130(monkeypatch):
+    import prontuario_cli.inventory_report as inventory_report
+
+    def interrupted(inventory, node=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(inventory_report, "show_report", interrupted)
+    result = run("-i", str(EXAMPLE), "inventory", "show")
+    assert result.code == ExitCode.INTERRUPTED and result.err.strip() == "interrupted"
+
+
+def test_python_dash_m_and_console_script_agree():
+    result = run_process("-i", str(EXAMPLE), "inventory", "check", "--json")
+    assert result.code == 0 and json.loads(result.out)["valid"] is True
+    bad = run_process("-i", "/nonexistent.yaml", "inventory", "check")
+    assert bad.code == ExitCode.CONFIG and bad.out == "" and "Traceback" not in bad.err
+
+
+# Every read command, with arguments that need no running cluster; commands that do
+# need one are exercised with --json in their own integration tests (tests/lab, tests/replication).
+READ_COMMANDS = {
+    ("inventory", "check"): [],
+    ("inventory", "show"): [],
+    ("audit", "show"): [],
+    ("audit", "verify"): [],
+}
+NEEDS_A_CLUSTER_OR_FILES = {
+    ("inventory", "init"),  # writes a file: tested in test_audit
+}
+
+
+@pytest.mark.parametrize("path", sorted(READ_COMMANDS))
+def test_read_commands_give_parseable_json(path):
+    result = run("-i", str(EXAMPLE), *path, *READ_COMMANDS[path], "--format", "json")
+    assert result.code in (0, 1), result.err
+    assert isinstance(json.loads(result.out), dict)
