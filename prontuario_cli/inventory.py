@@ -140,6 +140,15 @@ class Cloud:
     credentials_file: str | None = None  # service-account JSON; None = default credentials
     data: CloudData | None = None
     haproxy_backup_port: int | None = None  # the fallback's HAProxy check port
+    # How ``gcp`` commands reach the database: "dsn" (cloud.data's host and port, psycopg)
+    # or "connector" (Cloud SQL Python Connector, private IP); None = dsn for a lab, else connector.
+    data_via: Literal["dsn", "connector"] | None = None
+    haproxy_server: str = "cloudsql"  # the fallback's (backup) server name in the write and read backends
+    api_timeout_s: float = 30.0  # one Admin API request
+    operation_timeout_s: float = 900.0  # waiting for a promoteReplica operation to finish
+    # Run (without a shell) on promote and failback, the event as JSON on stdin: an argv
+    # list, or a command string split like a shell would.
+    notify_command: tuple[str, ...] | str | None = None
 
 
 @dataclass(frozen=True)
@@ -351,6 +360,9 @@ class _Converter:
             inner = [a for a in args if a is not type(None)]
             if node.tag == "tag:yaml.org,2002:null":
                 return None
+            if len(inner) > 1:  # e.g. ``tuple[str, ...] | str``: a YAML list picks the tuple
+                is_list = isinstance(node, self.yaml.SequenceNode)
+                inner = [a for a in inner if (typing.get_origin(a) is tuple) == is_list] or inner
             return self.convert(node, inner[0], keypath)
         if dataclasses.is_dataclass(tp):
             return self._dataclass(node, tp, keypath)
@@ -527,6 +539,13 @@ def _validate(inv: Inventory, conv: _Converter, warnings: list[str], partial: bo
             add("cloud.drill_instance", "the drill target must not be the live replica (cloud.sql_instance)")
         if not cloud.api_base_url.startswith(("https://", "http://")):
             add("cloud.api_base_url", f"{cloud.api_base_url!r} is not an http(s) URL")
+        if cloud.notify_command is not None and not (
+            cloud.notify_command.strip() if isinstance(cloud.notify_command, str) else cloud.notify_command
+        ):
+            add("cloud.notify_command", "must not be empty (leave it out for no notification)")
+        for key in ("api_timeout_s", "operation_timeout_s"):
+            if getattr(cloud, key) <= 0:
+                add(f"cloud.{key}", "must be greater than 0")
     return problems
 
 

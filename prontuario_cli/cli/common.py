@@ -136,7 +136,8 @@ def emit(report: Any, exit_code: ExitCode | int | None = None) -> None:
     from prontuario_cli.cli.output import render
 
     env = get_env()
-    render(report, env.output_format, env.stdout, color=env.color)
+    width = None if _isatty(env.stdout) else int(os.environ.get("COLUMNS") or 160)  # piped tables: wide
+    render(report, env.output_format, env.stdout, color=env.color, width=width)
     if exit_code is None:
         own = getattr(report, "exit_code", None)
         exit_code = own() if callable(own) else ExitCode.OK

@@ -7,13 +7,9 @@ import typer
 from prontuario_cli.errors import NotAvailableYet
 
 GROUPS = {
-    "lab": "Bring the whole architecture up on 127.0.0.1 for rehearsal and tests (etcd, Patroni, HAProxy, Redis, Sentinel, cloud stand-in).",
-    "replication": "Watch PostgreSQL and Redis replication: roles, lag in seconds and bytes, Sentinel agreement, HAProxy routing.",
-    "drill": "Rehearse failover on a schedule: daily health, weekly failover, monthly cloud fallback, with measured RTO/RPO.",
     "models": "Keep MedGemma, Whisper and FaceNet identical and intact on both Macs (sha256 manifests, parallel verify, sync).",
     "serve": "Run the local inference servers (mlx-lm for MedGemma, Whisper, FaceNet) and check their readiness.",
     "bootstrap": "Set up a Mac Studio (or the witness) from the inventory: packages, users, launchd services.",
-    "gcp": "The emergency Cloud SQL fallback: status, manual promote (guarded, resumable) and failback.",
 }
 
 

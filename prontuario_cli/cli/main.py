@@ -23,13 +23,23 @@ from prontuario_cli.errors import ExitCode
 # summary equal to the first line of the sub-app's own help.
 CAPABILITIES: dict[str, tuple[str | None, str]] = {
     "inventory": ("prontuario_cli.cli.inventory", "Check, show and create the inventory (cluster.yaml)."),
-    "lab": (None, ""),
-    "replication": (None, ""),
-    "drill": (None, ""),
+    "lab": (
+        "prontuario_cli.cli.lab",
+        "Bring the whole architecture up on 127.0.0.1 for rehearsal and tests: etcd (3), "
+        "Patroni + PostgreSQL (2), HAProxy, Redis + 3 Sentinels, and a Cloud SQL stand-in.",
+    ),
+    "replication": (
+        "prontuario_cli.cli.replication",
+        "Watch PostgreSQL and Redis replication: roles, lag in seconds and bytes, Sentinel agreement, HAProxy routing.",
+    ),
+    "drill": (
+        "prontuario_cli.cli.drill",
+        "Rehearse failover on a schedule: daily health, weekly failover, monthly cloud fallback, with measured RTO/RPO.",
+    ),
     "models": (None, ""),
     "serve": (None, ""),
     "bootstrap": (None, ""),
-    "gcp": (None, ""),
+    "gcp": ("prontuario_cli.cli.gcp", "The emergency Cloud SQL fallback: status, manual promote (guarded, resumable) and failback."),
     "monitor": ("prontuario_cli.cli.monitor", "Render the Prometheus alert rules from the inventory's thresholds."),
     "audit": ("prontuario_cli.cli.audit", "Read and verify the audit log of every state-changing command."),
 }

@@ -1,0 +1,105 @@
+"""``prontuario drill``: rehearse failover and measure RTO/RPO against the brief's targets."""
+
+from __future__ import annotations
+
+import typer
+
+from prontuario_cli.cli.common import audited, confirm, emit, get_env, output_options
+
+app = typer.Typer(
+    help=(
+        "Rehearse failover on a schedule: daily health, weekly failover, monthly cloud fallback, with measured RTO/RPO."
+        "\n\nExit codes: 0 passed, 10 target missed, 12 aborted before the fault, 20 failed, 13 rollback failed."
+        "\n\nExample: prontuario drill failover --mode kill --yes"
+    ),
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+def _run(command: str, args: dict, experiment, question: str, *, dry_run: bool, yes: bool) -> None:
+    """Plan (--dry-run) or confirm, run under the lock, audit, report: the same for every drill."""
+    from prontuario_cli import drill
+    from prontuario_cli.report import Message
+
+    env = get_env()
+    inventory = env.inventory()
+    with audited(command, args, dry_run=dry_run) as details:
+        if dry_run:
+            plan = experiment.plan()
+            emit(Message("plan:\n" + "\n".join(f"  {i}. {step}" for i, step in enumerate(plan, 1)), {"plan": plan}))
+            return
+        confirm(f"{question} (on {inventory.source})", yes=yes)
+        journal = drill.run(inventory, experiment, env.say, profile=drill.lab_profile(inventory))
+        details.update(verdict=journal.verdict, run_id=journal.run_id, journal=journal.journal_path)
+    env.say(f"journal: {journal.journal_path}")
+    env.say(f"report:  {journal.report_path}")
+    if journal.verdict == "rollback-failed":
+        env.say("ROLLBACK FAILED — the cluster is not back to its steady state; act now (see the report)")
+    if journal.interrupted:
+        raise KeyboardInterrupt
+    emit(journal)
+
+
+@app.command("failover")
+@output_options
+def failover(
+    mode: str = typer.Option("kill", "--mode", "-m", help="switchover (planned), kill (node loss), stop (graceful), hang (SIGSTOP)."),
+    service: str = typer.Option("postgres", "--service", "-s", help="postgres (Patroni) or redis (Sentinel)."),
+    restore_primary: bool = typer.Option(False, "--restore-primary", help="After the rollback, switch back to the original primary."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; touch nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (for cron)."),
+) -> None:
+    """Fail the primary over for real, measure RTO/RPO, then roll back (weekly drill).
+
+    Example: prontuario -i /var/lib/prontuario/lab/cluster.yaml drill failover --mode kill --yes
+    """
+    experiment = _failover_experiment(get_env().inventory(), mode, service, restore_primary)
+    args = {"mode": mode, "service": service, "restore_primary": restore_primary}
+    question = f"run a {mode} failover drill of {service}? It really fails the primary over"
+    _run("drill failover", args, experiment, question, dry_run=dry_run, yes=yes)
+
+
+def _failover_experiment(inventory, mode: str, service: str, restore_primary: bool):
+    from prontuario_cli import drill
+    from prontuario_cli.drill.failover import MODES, FailoverOptions, PostgresFailover
+    from prontuario_cli.errors import UsageError
+
+    if mode not in MODES:
+        raise UsageError(f"--mode {mode!r} is not one of: {', '.join(MODES)}")
+    if service not in ("postgres", "redis"):
+        raise UsageError(f"--service {service!r} is not one of: postgres, redis")
+    run_id = drill.new_run_id("failover", f"{service}-{mode}")
+    if service == "redis":
+        from prontuario_cli.drill.redis_failover import RedisFailover
+
+        return RedisFailover(inventory, FailoverOptions(mode=mode, restore_primary=restore_primary), run_id, get_env().say)
+    return PostgresFailover(inventory, FailoverOptions(mode=mode, restore_primary=restore_primary), run_id, get_env().say)
+
+
+@app.command("health")
+@output_options
+def health(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; touch nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (for cron)."),
+) -> None:
+    """Prove every health check works, with zero downtime (daily drill).
+
+    Checks Patroni's REST contracts, fails one HAProxy check through the runtime API and
+    times DOWN/UP against the inventory's interval × fall / rise, checks Sentinel quorum,
+    and keeps writing throughout: not one write may fail.
+
+    Example: prontuario drill health --yes --format table
+    """
+    from prontuario_cli import drill
+    from prontuario_cli.drill.health import HealthDrill
+
+    env = get_env()
+    experiment = HealthDrill(env.inventory(), drill.new_run_id("health", "checks"), env.say)
+    question = "run the health drill? It briefly fails one HAProxy read check"
+    _run("drill health", {}, experiment, question, dry_run=dry_run, yes=yes)
+
+
+from prontuario_cli.cli import drill_history  # noqa: E402 - schedule, history and report
+
+drill_history.register(app)

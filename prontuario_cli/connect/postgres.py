@@ -1,0 +1,168 @@
+"""PostgreSQL through psycopg 3, with every call bounded.
+
+libpq's ``connect_timeout`` is in whole seconds (at least 2) and does not bound
+queries; ``statement_timeout`` is enforced by the server, which does nothing if
+the server is hung (SIGSTOP accepts TCP connections and never answers). So each
+session also arms a watchdog that shuts the socket down at the deadline: the
+blocked query then fails at once with a connection error, converted here to
+:class:`~prontuario_cli.connect.TimedOut`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from prontuario_cli.connect import Refused, TimedOut
+from prontuario_cli.errors import OperationFailed, PermissionProblem, UnavailableError
+
+
+@dataclass(frozen=True)
+class PgTarget:
+    """Where one PostgreSQL server is and who to log in as (the password, if any, in memory only)."""
+
+    host: str
+    port: int
+    user: str = "postgres"
+    dbname: str = "postgres"
+    password: str | None = None
+    application_name: str = "prontuario"
+
+    @property
+    def where(self) -> str:
+        return f"PostgreSQL {self.host}:{self.port}"
+
+
+class Watchdog:
+    """Shuts a connection's socket down at a deadline unless disarmed first."""
+
+    def __init__(self, fd: int, deadline: float):
+        self._fd = fd
+        self._lock = threading.Lock()
+        self._armed = True
+        self.fired = False
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if not self._armed:
+                return
+            self.fired = True
+            try:
+                # A duplicate of the descriptor shares the socket: shutting it down wakes
+                # the thread blocked on the original.
+                sock = socket.socket(fileno=os.dup(self._fd))
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                finally:
+                    sock.close()
+            except OSError:
+                pass
+
+    def disarm(self) -> None:
+        """Called before the connection closes, so a recycled descriptor is never touched."""
+        with self._lock:
+            self._armed = False
+        self._timer.cancel()
+
+
+def run_queries(target: PgTarget, queries: Sequence[str], deadline: float) -> list[list[dict[str, Any]]]:
+    """Run read-only ``queries`` in one session; each result is a list of dict rows.
+
+    Raises Refused, TimedOut, UnavailableError, PermissionProblem or OperationFailed.
+    """
+    with session(target, deadline) as pg:
+        return [pg.execute(sql) for sql in queries]
+
+
+class session:
+    """``with session(target, deadline) as pg: pg.execute(sql)``: one bounded, read-only connection.
+
+    Autocommit, ``default_transaction_read_only``, ``statement_timeout`` set to the
+    time left, and a watchdog that cuts the socket at the deadline.
+    """
+
+    def __init__(self, target: PgTarget, deadline: float):
+        self.target = target
+        self.deadline = deadline
+        self.conn = None
+        self.watchdog: Watchdog | None = None
+
+    def __enter__(self) -> "session":
+        import psycopg
+        from psycopg.rows import dict_row
+
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimedOut(f"{self.target.where}: no time left to connect")
+        millis = max(1, int(left * 1000))
+        kwargs: dict[str, Any] = dict(
+            host=self.target.host,
+            port=self.target.port,
+            user=self.target.user,
+            dbname=self.target.dbname,
+            application_name=self.target.application_name,
+            connect_timeout=max(2, math.ceil(left)),  # libpq's floor; the deadline still applies
+            options=f"-c statement_timeout={millis} -c lock_timeout={millis} -c default_transaction_read_only=on",
+            tcp_user_timeout=millis,
+            autocommit=True,
+            row_factory=dict_row,
+        )
+        if self.target.password is not None:
+            kwargs["password"] = self.target.password
+        try:
+            self.conn = psycopg.connect(**kwargs)
+        except psycopg.Error as exc:
+            raise _convert(exc, self.target, timed_out=time.monotonic() >= self.deadline) from None
+        self.watchdog = Watchdog(self.conn.pgconn.socket, self.deadline)
+        return self
+
+    def execute(self, sql: str) -> list[dict[str, Any]]:
+        """One query; its rows as dicts (empty for statements without a result)."""
+        import psycopg
+
+        try:
+            cur = self.conn.execute(sql)
+            return list(cur.fetchall()) if cur.description else []
+        except psycopg.errors.QueryCanceled:
+            raise TimedOut(f"{self.target.where}: query cancelled by statement_timeout") from None
+        except psycopg.Error as exc:
+            cut = self.watchdog is not None and self.watchdog.fired
+            raise _convert(exc, self.target, timed_out=cut or time.monotonic() >= self.deadline) from None
+
+    def __exit__(self, *exc_info) -> None:
+        if self.watchdog is not None:
+            self.watchdog.disarm()
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection is best effort
+                pass
+
+
+def _convert(exc, target: PgTarget, *, timed_out: bool) -> UnavailableError | OperationFailed:
+    import psycopg
+
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    lowered = text.lower()
+    if timed_out:
+        return TimedOut(f"{target.where}: no answer within the health-check timeout")
+    if isinstance(exc, psycopg.OperationalError):
+        if "refused" in lowered or "no such file" in lowered:
+            return Refused(f"{target.where}: connection refused", hint="is PostgreSQL (or Patroni) running there?")
+        if "password authentication failed" in lowered or "no pg_hba.conf entry" in lowered:
+            return PermissionProblem(f"{target.where}: login refused for {target.user}: {text}")
+        if "timeout" in lowered or "timed out" in lowered:
+            return TimedOut(f"{target.where}: no answer within the health-check timeout")
+        return UnavailableError(f"{target.where}: {text}")
+    return OperationFailed(f"{target.where}: query failed: {text}")
+
+
+_Watchdog = Watchdog  # older name, kept until every caller uses Watchdog

@@ -1,0 +1,293 @@
+"""The weekly failover drill, for PostgreSQL (Patroni) and Redis (Sentinel).
+
+Modes: ``switchover`` (planned, Patroni REST), ``kill`` (kill -9 Patroni + PostgreSQL:
+node loss), ``stop`` (graceful), ``hang`` (SIGSTOP: a frozen node). A write probe runs
+through HAProxy's write frontend the whole time; RTO is the fault → the first write
+acknowledged by the new primary; RPO is the acknowledged writes the new primary lacks.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from prontuario_cli.drill import cluster as c
+from prontuario_cli.drill.actions import actions_for
+from prontuario_cli.drill.engine import Activity, StepFailed
+from prontuario_cli.drill.journal import TargetCheck
+from prontuario_cli.drill.probes import committed_seqs, pg_read_probe, pg_write_probe, prepare_table
+from prontuario_cli.drill.watch import Watcher
+from prontuario_cli.inventory import Inventory
+
+MODES = ("switchover", "kill", "stop", "hang")
+
+
+@dataclass(frozen=True)
+class FailoverOptions:
+    mode: str = "kill"
+    restore_primary: bool = False
+    recovery_timeout_s: float = 120.0
+    rejoin_timeout_s: float = 180.0
+    baseline_s: float = 2.0
+    tail_s: float = 2.0
+
+
+class PostgresFailover:
+    drill = "failover"
+
+    def __init__(self, inventory: Inventory, options: FailoverOptions, run_id: str, say: Callable[[str], None]):
+        self.inv = inventory
+        self.opt = options
+        self.mode = options.mode
+        self.run_id = run_id
+        self.say = say
+        self.old: str | None = None  # the primary when the drill starts
+        self.new: str | None = None
+        self.t_fault: float | None = None
+        self.t_restart: float | None = None
+        self.writes = None
+        self.reads = None
+        self.watch: Watcher | None = None
+        self.m: dict[str, Any] = {}
+        self.faulted = False
+
+    # ------------------------------------------------------------------ plan
+
+    def plan(self) -> list[str]:
+        view = "the current Patroni leader"
+        fault = {
+            "switchover": f"POST /switchover from {view} to the sync standby (planned)",
+            "kill": f"kill -9 Patroni and PostgreSQL on {view} (node loss)",
+            "stop": f"stop Patroni on {view} gracefully (SIGTERM)",
+            "hang": f"SIGSTOP Patroni and PostgreSQL on {view} (a frozen node)",
+        }[self.mode]
+        steps = [
+            "check: one Patroni leader, a streaming sync standby, not paused; replication check not CRITICAL; one HAProxy write server",
+            "start a write probe (every 20 ms) through HAProxy's write frontend and a read probe through the read frontend",
+            f"fault: {fault}",
+            f"wait (≤ {self.opt.recovery_timeout_s:g} s) for the first write acknowledged by the new primary; count lost writes",
+            "rollback: " + ("wait for the old primary to become sync standby" if self.mode == "switchover" else "bring the old primary back; wait for it to rejoin (pg_rewind) and become sync standby"),
+        ]
+        if self.opt.restore_primary:
+            steps.append("restore: switch over back to the original primary")
+        return steps
+
+    # ------------------------------------------------------------------ steady state
+
+    def steady_state(self) -> list[Activity]:
+        return [
+            Activity("Patroni: one leader, a streaming sync standby, not paused", self._check_patroni),
+            Activity("replication check is not CRITICAL (lag under threshold)", self._check_replication),
+            Activity("HAProxy: exactly one write server, the leader", self._check_haproxy_leader),
+            Activity("writes flow through HAProxy", lambda: self._check_writes_flow("pre")),
+        ]
+
+    def _check_patroni(self) -> str:
+        view = c.cluster_view(self.inv)
+        if view.paused:
+            raise StepFailed("Patroni is paused (maintenance mode): resume it before a drill")
+        if not view.leader:
+            raise StepFailed("Patroni has no single leader")
+        standby = c.sync_standby(view)
+        if not standby:
+            raise StepFailed(f"no streaming sync standby (members: {_members(view)})")
+        self.old, self.new = view.leader, standby
+        return f"leader {view.leader}, sync standby {standby}"
+
+    def _check_replication(self) -> str:
+        from prontuario_cli.replication import check
+        from prontuario_cli.report import Status
+
+        report = check(self.inv)
+        if report.status == Status.CRITICAL:
+            raise StepFailed(f"replication check is CRITICAL: {report.summary}")
+        return f"{report.status.name}: {report.summary}"
+
+    def _check_haproxy_leader(self) -> str:
+        from prontuario_cli.drill.watch import snapshot
+
+        snap = snapshot(self.inv, timeout_s=self.inv.health_checks.timeout_s)
+        if snap.write_up != (self.old,):
+            raise StepFailed(f"HAProxy write servers UP: {list(snap.write_up) or 'none'} (expected only {self.old})")
+        return f"write -> {self.old}"
+
+    def _check_writes_flow(self, phase: str) -> str:
+        target = c.pg_target(self.inv)
+        prepare_table(target)
+        return _short_probe_ok(pg_write_probe(target, f"{self.run_id}-{phase}", max_duration_s=1.0))
+
+    # ------------------------------------------------------------------ method
+
+    def method(self) -> list[Activity]:
+        return [
+            Activity("start the write/read probes and the watcher", self._start_probes),
+            Activity(f"fault: {self.mode}", self._fault),
+            Activity("wait for the first write acknowledged by the new primary", self._wait_recovered),
+            Activity("stop the probes and count the writes on the new primary", self._count),
+        ]
+
+    def _start_probes(self) -> str:
+        self.writes = pg_write_probe(c.pg_target(self.inv), self.run_id, max_duration_s=self.opt.recovery_timeout_s + 60).start()
+        self.reads = pg_read_probe(c.pg_target(self.inv, frontend="read"), max_duration_s=self.opt.recovery_timeout_s + 60).start()
+        self.watch = Watcher(self.inv, self.writes.log.started_mono).start()
+        c.wait_for("baseline writes acknowledged", lambda: self.writes.log.counts()["acked"] >= 10, 10)
+        time.sleep(self.opt.baseline_s)  # a steady baseline before the fault, by design
+        return f"{self.writes.log.counts()['acked']} writes acknowledged before the fault"
+
+    def _fault(self) -> str:
+        actions = actions_for(self.inv)
+        self.t_fault = time.monotonic() - self.writes.log.started_mono
+        self.faulted = True
+        if self.mode == "switchover":
+            return c.switchover(self.inv, self.old, self.new)
+        action = {"kill": "kill", "stop": "stop", "hang": "hang"}[self.mode]
+        return actions.act(self.old, "postgres", action)
+
+    def _wait_recovered(self) -> str:
+        old_server = c.pg_server(self.inv.node(self.old))
+        attempt, _ = c.wait_for(
+            "a write acknowledged by the new primary",
+            lambda: self.writes.log.first_ack_sent_after(self.t_fault, not_server=old_server),
+            self.opt.recovery_timeout_s,
+            poll_s=0.05,
+        )
+        self.m["rto_s"] = round(attempt.done - self.t_fault, 3)
+        time.sleep(self.opt.tail_s)  # keep writing a little after recovery, by design
+        return f"first write on {attempt.server} {self.m['rto_s']:.2f} s after the fault"
+
+    def _count(self) -> str:
+        wlog = self.writes.stop()
+        rlog = self.reads.stop()
+        end = wlog.rel(time.monotonic())
+        acked = {a.seq: a for a in wlog.attempts if a.outcome == "acked"}
+        unknown = [a.seq for a in wlog.attempts if a.outcome == "unknown"]
+        present = committed_seqs(c.pg_target(self.inv), self.run_id)
+        lost = sorted(set(acked) - present)
+        counts = wlog.counts()
+        self.m.update(
+            writes_acked=counts["acked"],
+            writes_failed=counts["failed"],
+            writes_unknown=counts["unknown"],
+            unknown_committed=len(set(unknown) & present),
+            lost_acked_writes=len(lost),
+            rpo_s=round(acked[lost[-1]].done - acked[lost[0]].done, 3) if lost else 0.0,
+            write_gap_s=round(wlog.longest_gap(self.t_fault, end), 3),
+            read_gap_s=round(rlog.longest_gap(self.t_fault, rlog.rel(time.monotonic())), 3),
+            reads_failed=rlog.counts()["failed"],
+        )
+        if lost:
+            self.m["lost_seqs"] = lost[:50]
+        return f"{counts['acked']} acked, {counts['failed']} failed, {counts['unknown']} unknown; {len(lost)} acknowledged writes lost"
+
+    # ------------------------------------------------------------------ after
+
+    def steady_state_after(self) -> list[Activity]:
+        return [
+            Activity("writes flow through HAProxy to the new primary", lambda: self._check_writes_flow("post")),
+            Activity("Patroni leader is the former standby", self._check_new_leader),
+        ]
+
+    def _check_new_leader(self) -> str:
+        view = c.cluster_view(self.inv)
+        if view.leader != self.new:
+            raise StepFailed(f"leader is {view.leader}, expected {self.new}")
+        return f"leader {view.leader}"
+
+    # ------------------------------------------------------------------ rollback
+
+    def rollback(self) -> list[Activity]:
+        steps: list[Activity] = []
+        if not self.faulted:
+            return [Activity("nothing to roll back (no fault was injected)", lambda: "nothing was changed")]
+        if self.mode == "hang":
+            steps.append(Activity(f"resume {self.old} (SIGCONT)", lambda: self._restart("resume")))
+        elif self.mode in ("kill", "stop"):
+            steps.append(Activity(f"start {self.old} again", lambda: self._restart("start")))
+        steps += [
+            Activity(f"{self.old} rejoins as a streaming replica", lambda: self._wait_member(self.old, "streaming", "rejoin_streaming_s")),
+            Activity(f"{self.old} becomes sync standby", lambda: self._wait_member(self.old, "sync_standby", "rejoin_sync_s")),
+        ]
+        if self.opt.restore_primary:
+            steps.append(Activity(f"switch over back to {self.old}", self._restore))
+        steps.append(Activity("stop the watcher", self._stop_watch))
+        return steps
+
+    def _restart(self, action: str) -> str:
+        self.t_restart = time.monotonic() - self.writes.log.started_mono if self.writes else None
+        return actions_for(self.inv).act(self.old, "postgres", action)
+
+    def _wait_member(self, name: str, want: str, key: str) -> str:
+        def ready():
+            view = c.cluster_view(self.inv)
+            member = view.member(name)
+            if member is None:
+                return None
+            if want == "streaming":
+                return member.state == "streaming"
+            return member.role == "sync_standby" and member.state == "streaming"
+
+        _, waited = c.wait_for(f"{name} {want}", ready, self.opt.rejoin_timeout_s)
+        if self.writes is not None:
+            base = self.t_restart if self.t_restart is not None else self.t_fault
+            self.m[key] = round(time.monotonic() - self.writes.log.started_mono - base, 3)
+        return f"{name} {want} after {self.m.get(key, waited):.1f} s"
+
+    def _restore(self) -> str:
+        out = c.switchover(self.inv, self.new, self.old)
+        c.wait_for(f"{self.old} leads again", lambda: c.cluster_view(self.inv).leader == self.old, 60)
+        c.wait_for(f"{self.new} is sync standby again", lambda: c.sync_standby(c.cluster_view(self.inv)) == self.new, self.opt.rejoin_timeout_s)
+        return out
+
+    def _stop_watch(self) -> str:
+        if self.writes is not None and self.writes.loop._thread.is_alive():
+            self.writes.stop()
+        if self.reads is not None and self.reads.loop._thread.is_alive():
+            self.reads.stop()
+        if self.watch is None:
+            return "no watcher"
+        events = self.watch.stop()
+        return f"{len(events)} events"
+
+    # ------------------------------------------------------------------ results
+
+    def measurements(self) -> dict[str, Any]:
+        out = {"mode": self.mode, "old_primary": self.old, "new_primary": self.new, **self.m}
+        if self.watch is not None and self.t_fault is not None:
+            w, t = self.watch, self.t_fault
+            for key, prefix in (
+                ("haproxy_detection_s", f"haproxy write down: {self.old}"),
+                ("patroni_promotion_s", f"leader: {self.new}"),
+                ("haproxy_new_primary_up_s", f"haproxy write up: {self.new}"),
+            ):
+                at = w.first(prefix, after=t)
+                out[key] = round(at - t, 3) if at is not None else None
+            out["events"] = [f"{e.t - t:+.2f}s {e.what}" for e in w.events if e.t >= t - 1]
+        return out
+
+    def targets(self) -> list[TargetCheck]:
+        target = self.inv.targets.primary_lost
+        rto = self.m.get("rto_s")
+        lost = self.m.get("lost_acked_writes")
+        checks = [TargetCheck("RTO (fault → first write on the new primary)", rto, target.rto_s, "s", "<", rto is not None and rto < target.rto_s)]
+        if target.rpo_s == 0:
+            checks.append(TargetCheck("RPO (acknowledged writes lost)", lost, 0, "writes", "<=", lost == 0))
+        else:
+            span = self.m.get("rpo_s")
+            checks.append(TargetCheck("RPO (span of lost acknowledged writes)", span, target.rpo_s, "s", "<", span is not None and span < target.rpo_s))
+        return checks
+
+
+def _members(view) -> str:
+    return ", ".join(f"{m.name}={m.role}/{m.state}" for m in view.members) or "none"
+
+
+def _short_probe_ok(probe) -> str:
+    probe.start()
+    c.wait_for("10 writes acknowledged", lambda: probe.log.counts()["acked"] >= 10 or not probe.loop._thread.is_alive(), 5)
+    log = probe.stop()
+    counts = log.counts()
+    if counts["acked"] < 10 or counts["failed"] or counts["unknown"]:
+        first_error = next((a.error for a in log.attempts if a.error), "")
+        raise StepFailed(f"writes do not flow: {counts} {first_error}")
+    return f"{counts['acked']} writes acknowledged"

@@ -1,0 +1,340 @@
+"""Probes that run during a drill: sequenced writes through HAProxy's write frontend,
+reads through the read frontend, and Redis writes through Sentinel's current master.
+
+Every write is classified as **acked** (the client saw the commit), **failed** (it
+certainly did not commit: no connection, or the server refused it) or **unknown** (the
+connection broke while the commit was in flight: it may or may not have committed).
+Loops are bounded in count and time; each attempt is bounded by a watchdog.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+SCHEMA = "prontuario_drill"
+TABLE = f"{SCHEMA}.writes"
+# SQLSTATE classes after which a write certainly did not commit.
+_NOT_COMMITTED_CLASSES = ("22", "23", "25", "28", "3D", "40", "42", "53", "54")
+
+
+@dataclass
+class Attempt:
+    seq: int
+    sent: float  # seconds since the probe's start (monotonic)
+    done: float
+    outcome: str  # acked | failed | unknown
+    error: str | None = None
+    server: str | None = None  # which server acknowledged it ("addr:port")
+
+
+@dataclass
+class ProbeLog:
+    """What one probe saw; times are seconds since ``started_mono``."""
+
+    name: str
+    started_wall: float = 0.0
+    started_mono: float = 0.0
+    attempts: list[Attempt] = field(default_factory=list)
+
+    def rel(self, mono: float) -> float:
+        return mono - self.started_mono
+
+    def counts(self) -> dict[str, int]:
+        out = {"acked": 0, "failed": 0, "unknown": 0}
+        for a in self.attempts:
+            out[a.outcome] += 1
+        return out
+
+    def first_ack_sent_after(self, t: float, not_server: str | None = None) -> Attempt | None:
+        """The first acknowledged write sent at or after ``t`` (by a server other than ``not_server``)."""
+        return next((a for a in self.attempts if a.outcome == "acked" and a.sent >= t and (not_server is None or a.server != not_server)), None)
+
+    def last_ack_before(self, t: float) -> Attempt | None:
+        acked = [a for a in self.attempts if a.outcome == "acked" and a.done <= t]
+        return acked[-1] if acked else None
+
+    def errors_after(self, t: float) -> int:
+        return sum(1 for a in self.attempts if a.sent >= t and a.outcome != "acked")
+
+    def longest_gap(self, start: float, end: float) -> float:
+        """The longest time between consecutive acks in [start, end] (0 when no gap)."""
+        acks = [a.done for a in self.attempts if a.outcome == "acked" and start <= a.done <= end]
+        points = [start, *acks, end] if acks else [start, end]
+        return max((b - a for a, b in zip(points, points[1:])), default=0.0)
+
+
+class _Loop:
+    """A bounded background loop calling ``attempt(seq)`` every ``interval_s``."""
+
+    def __init__(self, name: str, attempt: Callable[[int], tuple[str, str | None]], interval_s: float, max_duration_s: float):
+        self.log = ProbeLog(name)
+        self._attempt = attempt
+        self._interval = interval_s
+        self._max_duration = max_duration_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"probe-{name}", daemon=True)
+
+    def start(self) -> None:
+        self.log.started_wall = time.time()
+        self.log.started_mono = time.monotonic()
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> ProbeLog:
+        self._stop.set()
+        self._thread.join(timeout_s)
+        return self.log
+
+    def _run(self) -> None:
+        seq = 0
+        max_count = int(self._max_duration / self._interval) + 1
+        deadline = self.log.started_mono + self._max_duration
+        next_at = time.monotonic()
+        while not self._stop.is_set() and seq < max_count and time.monotonic() < deadline:
+            seq += 1
+            sent = time.monotonic()
+            try:
+                outcome, detail = self._attempt(seq)
+            except Exception as exc:  # noqa: BLE001 - a probe bug is recorded, never kills the loop
+                outcome, detail = "failed", f"probe error {type(exc).__name__}: {exc}"
+            done = time.monotonic()
+            error, server = (None, detail) if outcome == "acked" else (detail, None)
+            self.log.attempts.append(Attempt(seq, round(self.log.rel(sent), 4), round(self.log.rel(done), 4), outcome, error, server))
+            next_at = max(next_at + self._interval, done)
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+class PgWriter:
+    """One reusable write connection to ``target``; each insert bounded by a watchdog."""
+
+    def __init__(self, target, run_id: str, attempt_timeout_s: float):
+        self.target = target
+        self.run_id = run_id
+        self.timeout = attempt_timeout_s
+        self.conn = None
+
+    def _connect(self):
+        return connect(self.target, self.timeout)
+
+    def attempt(self, seq: int) -> tuple[str, str | None]:
+        import psycopg
+
+        from prontuario_cli.connect.postgres import Watchdog
+
+        if self.conn is None or self.conn.closed:
+            try:
+                self.conn = self._connect()
+            except psycopg.Error as exc:
+                self.conn = None
+                return "failed", _one_line(exc)
+        watchdog = Watchdog(self.conn.pgconn.socket, time.monotonic() + self.timeout)
+        try:
+            return "acked", self.statement(seq)
+        except psycopg.Error as exc:
+            self.close()
+            return self.classify(exc, watchdog.fired)
+        finally:
+            watchdog.disarm()
+
+    def statement(self, seq: int) -> str:
+        """Insert one sequenced row; return the server that acknowledged it."""
+        row = self.conn.execute(
+            f"INSERT INTO {TABLE} (run_id, seq) VALUES (%s, %s) RETURNING inet_server_addr()::text || ':' || inet_server_port()",
+            (self.run_id, seq),
+        ).fetchone()
+        return str(row[0]).replace("/32", "")
+
+    def classify(self, exc, timed_out: bool) -> tuple[str, str]:
+        """A write whose connection broke mid-commit is unknown, not failed."""
+        state = getattr(exc, "sqlstate", None) or ""
+        if state[:2] in _NOT_COMMITTED_CLASSES:
+            return "failed", _one_line(exc)
+        return "unknown", ("no answer within the attempt timeout" if timed_out else _one_line(exc))
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection is best effort
+                pass
+            self.conn = None
+
+
+class PgReader(PgWriter):
+    """``SELECT 1`` through the read frontend; a read either answered or it failed."""
+
+    def statement(self, seq: int) -> str:
+        row = self.conn.execute("SELECT inet_server_addr()::text || ':' || inet_server_port()").fetchone()
+        return str(row[0]).replace("/32", "")
+
+    def classify(self, exc, timed_out: bool) -> tuple[str, str]:
+        return "failed", ("no answer within the attempt timeout" if timed_out else _one_line(exc))
+
+
+def connect(target, timeout_s: float):
+    """An autocommit psycopg connection whose statements and TCP sends are bounded."""
+    import psycopg
+
+    return psycopg.connect(
+        host=target.host,
+        port=target.port,
+        user=target.user,
+        dbname=target.dbname,
+        password=target.password,
+        application_name="prontuario-drill-probe",
+        connect_timeout=max(2, int(timeout_s)),  # libpq's floor is 2 s
+        tcp_user_timeout=int(timeout_s * 1000),
+        autocommit=True,
+        options=f"-c statement_timeout={int(timeout_s * 1000)}",
+    )
+
+
+def prepare_table(target, deadline_s: float = 10.0) -> None:
+    """Create the drill schema and table on the primary (idempotent)."""
+    import psycopg
+
+    from prontuario_cli.errors import UnavailableError
+
+    try:
+        with connect(target, deadline_s) as conn:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {TABLE} (run_id text NOT NULL, seq bigint NOT NULL, "
+                "written_at timestamptz NOT NULL DEFAULT clock_timestamp(), PRIMARY KEY (run_id, seq))"
+            )
+    except psycopg.Error as exc:
+        raise UnavailableError(f"cannot prepare the drill table through {target.where}: {_one_line(exc)}") from None
+
+
+def committed_seqs(target, run_id: str, timeout_s: float = 10.0) -> set[int]:
+    """Which of this run's writes the (new) primary holds."""
+    import psycopg
+
+    from prontuario_cli.errors import UnavailableError
+
+    try:
+        with connect(target, timeout_s) as conn:
+            rows = conn.execute(f"SELECT seq FROM {TABLE} WHERE run_id = %s", (run_id,)).fetchall()
+    except psycopg.Error as exc:
+        raise UnavailableError(f"cannot read the drill table through {target.where}: {_one_line(exc)}") from None
+    return {row[0] for row in rows}
+
+
+def pg_write_probe(target, run_id: str, *, interval_s: float = 0.02, attempt_timeout_s: float = 2.0, max_duration_s: float = 300) -> "_Probe":
+    return _Probe(PgWriter(target, run_id, attempt_timeout_s), "writes", interval_s, max_duration_s)
+
+
+def pg_read_probe(target, *, interval_s: float = 0.1, attempt_timeout_s: float = 2.0, max_duration_s: float = 300) -> "_Probe":
+    return _Probe(PgReader(target, "", attempt_timeout_s), "reads", interval_s, max_duration_s)
+
+
+class _Probe:
+    def __init__(self, client, name: str, interval_s: float, max_duration_s: float):
+        self.client = client
+        self.loop = _Loop(name, client.attempt, interval_s, max_duration_s)
+
+    @property
+    def log(self) -> ProbeLog:
+        return self.loop.log
+
+    def start(self) -> "_Probe":
+        self.loop.start()
+        return self
+
+    def stop(self) -> ProbeLog:
+        log = self.loop.stop()
+        self.client.close()
+        return log
+
+
+# --------------------------------------------------------------------------- Redis
+
+
+class RedisWriter:
+    """Writes ``drill:<run>:<seq>`` to the master Sentinel names, as a Sentinel-aware client does:
+    ask the Sentinels on (re)connect, drop the connection on any error."""
+
+    def __init__(self, sentinels: list[tuple[str, int]], master: str, run_id: str, attempt_timeout_s: float, password: str | None = None):
+        self.sentinels = sentinels
+        self.master = master
+        self.run_id = run_id
+        self.timeout = attempt_timeout_s
+        self.password = password
+        self._client = None
+        self._address: str | None = None
+
+    def _connect(self):
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+        from redis.sentinel import Sentinel
+
+        sentinel = Sentinel(self.sentinels, socket_timeout=self.timeout, socket_connect_timeout=self.timeout)
+        host, port = sentinel.discover_master(self.master)
+        self._address = f"{host}:{port}"
+        # One try per attempt: redis-py's default retries with backoff would hide the outage.
+        self._client = redis.Redis(
+            host=host, port=port, password=self.password, socket_timeout=self.timeout,
+            socket_connect_timeout=self.timeout, retry=Retry(NoBackoff(), 0),
+        )
+
+    def attempt(self, seq: int) -> tuple[str, str | None]:
+        import redis
+
+        if self._client is None:
+            try:
+                self._connect()
+            except redis.RedisError as exc:
+                return "failed", _one_line(exc)
+        try:
+            self._client.set(f"drill:{self.run_id}:{seq}", "1", ex=86400)
+            return "acked", self._address
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            self.close()
+            if "connecting to" in str(exc):  # never connected: nothing was sent
+                return "failed", _one_line(exc)
+            return "unknown", _one_line(exc)  # the command may have reached the server
+        except redis.RedisError as exc:  # READONLY and friends: certainly not written
+            self.close()
+            return "failed", _one_line(exc)
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection is best effort
+                pass
+        self._client = None
+
+
+def redis_write_probe(sentinels, master: str, run_id: str, *, password: str | None = None, interval_s: float = 0.02, attempt_timeout_s: float = 1.0, max_duration_s: float = 120) -> _Probe:
+    return _Probe(RedisWriter(sentinels, master, run_id, attempt_timeout_s, password), "redis-writes", interval_s, max_duration_s)
+
+
+def redis_present(host: str, port: int, run_id: str, seqs: list[int], password: str | None = None, timeout_s: float = 5.0) -> set[int]:
+    import redis
+
+    from prontuario_cli.errors import UnavailableError
+
+    try:
+        client = redis.Redis(host=host, port=port, password=password, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        present = set()
+        chunk = 500
+        for i in range(0, len(seqs), chunk):
+            part = seqs[i : i + chunk]
+            values = client.mget([f"drill:{run_id}:{s}" for s in part])
+            present.update(s for s, v in zip(part, values) if v is not None)
+        return present
+    except redis.RedisError as exc:
+        raise UnavailableError(f"Redis {host}:{port}: {_one_line(exc)}") from None
+
+
+def _one_line(exc: Any) -> str:
+    from prontuario_cli.secrets import redact
+
+    return redact(" ".join(str(exc).split()) or type(exc).__name__)[:300]

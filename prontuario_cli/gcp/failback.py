@@ -1,0 +1,630 @@
+"""Back from emergency mode to the Macs, losing none of the writes made in the cloud.
+
+The promoted Cloud SQL instance is the only copy of the emergency writes, and the Macs
+hold an older history (plus, perhaps, a few commits from their last seconds that never
+reached the cloud). So the cloud is the source of truth, the Macs' old database is kept
+aside (never dropped), and writes go back only after the copy is verified::
+
+    check             emergency mode recorded, the instance a primary, reachable by DSN
+    freeze-cloud      HAProxy: the cloud server in maintenance; the database read-only
+                      (ALTER DATABASE ... default_transaction_read_only) and its sessions
+                      ended; row counts and the WAL position recorded (downtime begins)
+    start-macs        start Patroni on both Macs (they stay in HAProxy maintenance);
+                      wait for a leader
+    copy-data         pg_dump of the cloud database (custom format, 0600, state dir) ->
+                      pg_restore into <db>_failback on the Mac leader -> swap names: the
+                      Macs' old database becomes <db>_before_failback_<run>
+    verify-data       every table's row count on the Mac leader equals the cloud's, and
+                      the promotion's check row is there
+    route-writes-back HAProxy: the Macs out of maintenance; exactly one Mac takes writes;
+                      a write through the write frontend lands on the Mac primary
+    clear-flag        gcp-fallback.json inactive, gcp_fallback_active 0 (downtime ends)
+    rebuild-replica   re-create the cloud replica (lab: Lab.rebuild_standin(); Google: by
+                      hand, then --resume checks it is a replica); only then the cloud
+                      server leaves HAProxy maintenance — its check answers 503 again
+    notify            emergency mode is off
+    archive           journals moved aside; the dump file deleted
+
+Every step is printed, confirmed (the ``confirm`` callback), audited, and recorded in
+``gcp-failback-<instance>.json``, so ``run(resume=True)`` continues where it stopped;
+the copy itself is resumable in three parts (dump, restore, swap).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from prontuario_cli.errors import ConfigError, ExitCode, OperationFailed, ProntuarioError, RefusedError, UsageError
+from prontuario_cli.gcp import macs as m
+from prontuario_cli.gcp.state import RunState, gcp_lock, utc_now
+from prontuario_cli.inventory import Inventory
+from prontuario_cli.report import Table
+
+STEPS = (
+    "check",
+    "freeze-cloud",
+    "start-macs",
+    "copy-data",
+    "verify-data",
+    "route-writes-back",
+    "clear-flag",
+    "rebuild-replica",
+    "notify",
+    "archive",
+)
+CONFIRMED = {"freeze-cloud", "start-macs", "copy-data", "route-writes-back", "rebuild-replica"}
+DUMP_TIMEOUT_S = 7200.0
+LEADER_TIMEOUT_S = 120.0
+STOP_AFTER_ENV = "PRONTUARIO_GCP_STOP_AFTER"
+
+
+@dataclass(frozen=True)
+class FailbackStep:
+    step: str
+    status: str
+    seconds: float | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class FailbackReport:
+    instance: str
+    run_id: str
+    resumed: bool
+    completed: bool
+    steps: tuple[FailbackStep, ...]
+    mac_leader: str | None
+    kept_database: str | None
+    downtime_s: float | None
+    state_file: str
+    notes: tuple[str, ...] = field(default=())
+
+    def exit_code(self) -> ExitCode:
+        return ExitCode.OK if self.completed else ExitCode.FAILED
+
+    def tables(self) -> list[Table]:
+        rows = (
+            ("instance", self.instance),
+            ("run", self.run_id + (" (resumed)" if self.resumed else "")),
+            ("Mac primary", self.mac_leader or "-"),
+            ("Macs' old database kept as", self.kept_database or "-"),
+            ("write downtime", "-" if self.downtime_s is None else f"{self.downtime_s:.1f} s (freeze -> writes on the Macs)"),
+            ("state file", self.state_file),
+        )
+        out = [
+            Table("failback " + ("complete" if self.completed else "INCOMPLETE"), ("key", "value"), rows),
+            Table("steps", ("step", "status", "seconds", "detail"), tuple((s.step, s.status, s.seconds, s.detail) for s in self.steps)),
+        ]
+        if self.notes:
+            out.append(Table("notes", ("note",), tuple((n,) for n in self.notes)))
+        return out
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def pg_tool(inventory: Inventory, name: str) -> str:
+    """Where pg_dump / pg_restore are: the lab's PostgreSQL 15, else version 15's bin, else PATH."""
+    candidates = []
+    if inventory.lab is not None:
+        from prontuario_cli.lab.spec import load_spec
+
+        spec = load_spec(inventory.lab.dir)
+        if spec:
+            candidates.append(Path(spec.binaries.pg_bin) / name)
+    candidates.append(Path("/usr/lib/postgresql/15/bin") / name)
+    for path in candidates:
+        if path.exists():
+            return str(path)
+    found = shutil.which(name)
+    if not found:
+        raise ConfigError(f"{name} is not installed here", hint="install the PostgreSQL 15 client (apt-get install postgresql-client-15)")
+    return found
+
+
+class Failback:
+    """The failback runbook for ``instance`` (default ``cloud.sql_instance``)."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        instance: str | None = None,
+        *,
+        say: Callable[[str], None] | None = None,
+        confirm: Callable[[str], None] | None = None,
+        stop_after: str | None = None,
+        client=None,
+    ):
+        from prontuario_cli.gcp.client import choose_instance
+
+        self.inv = inventory
+        self.instance, self.drill = choose_instance(inventory, instance)
+        self.say = say or (lambda text: None)
+        self.confirm = confirm or (lambda question: None)
+        self.stop_after = stop_after or os.environ.get(STOP_AFTER_ENV) or None
+        if self.stop_after and self.stop_after not in STEPS and self.stop_after not in ("dump", "restore", "swap"):
+            self.stop_after = None  # a promote step name: not ours
+        self._client = client
+        self._results: list[FailbackStep] = []
+        self._notes: list[str] = []
+        cloud = inventory.cloud
+        self.database = cloud.data.database if cloud.data else inventory.cluster.database
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def client(self):
+        if self._client is None:
+            from prontuario_cli.gcp.client import admin_client
+
+            self._client = admin_client(self.inv)
+        return self._client
+
+    @property
+    def state_dir(self) -> Path:
+        from prontuario_cli.paths import state_dir
+
+        return state_dir(self.inv)
+
+    @property
+    def state_path(self) -> Path:
+        return RunState.path_for(self.state_dir, "failback", self.instance)
+
+    def _haproxy(self) -> m.HAProxy:
+        return m.HAProxy(self.inv, timeout_s=max(2.0, self.inv.health_checks.timeout_s * 2))
+
+    def _cloud_session(self, timeout_s: float = 30.0):
+        from prontuario_cli.gcp.data import open_session
+
+        return open_session(self.inv, self.instance, time.monotonic() + timeout_s)
+
+    def _mac_session(self, node_name: str, dbname: str, timeout_s: float = 60.0):
+        from prontuario_cli.connect.cloudsql import DsnTarget, PgSession
+        from prontuario_cli.drill.cluster import secret_or_none
+
+        node = self.inv.node(node_name)
+        target = DsnTarget(node.address, node.ports.postgresql, self.inv.cluster.postgres_user, dbname, secret_or_none(self.inv, "postgres_password"))
+        return PgSession(target, time.monotonic() + timeout_s, application_name="prontuario-failback")
+
+    # ------------------------------------------------------------------ plan
+
+    def plan(self, resume: bool = False) -> list[str]:
+        state = RunState.load(self.state_path)
+        db = self.database
+        lab = self.inv.lab is not None
+        text = {
+            "check": f"check: emergency mode recorded, {self.instance} is a primary, reachable by DSN",
+            "freeze-cloud": f"FREEZE the cloud: HAProxy {self.inv.haproxy.write_backend}/{self.inv.cloud.haproxy_server} in maintenance; {db} read-only; sessions ended (write downtime starts)",
+            "start-macs": "start Patroni + PostgreSQL on " + ", ".join(n.name for n in self.inv.macs) + " (still in HAProxy maintenance); wait for a leader",
+            "copy-data": f"pg_dump {db} from the cloud -> pg_restore into {db}_failback on the Mac leader -> rename: {db} -> {db}_before_failback_<run>, {db}_failback -> {db}",
+            "verify-data": "row counts of every table equal on the Mac leader and the cloud; the promotion's check row present",
+            "route-writes-back": "HAProxy: the Macs out of maintenance; a write through the write frontend lands on the Mac primary",
+            "clear-flag": "gcp_fallback_active 0 (state file + metrics textfile) (write downtime ends)",
+            "rebuild-replica": ("re-create the cloud replica from the Macs (lab: rebuild the stand-in)" if lab else f"re-create {self.instance} as a replica of the Macs (by hand; --resume checks it)")
+            + f"; then {self.inv.haproxy.write_backend}/{self.inv.cloud.haproxy_server} leaves maintenance (its check answers 503)",
+            "notify": "notify: emergency mode is off",
+            "archive": "archive the journals; delete the dump file",
+        }
+        return [text[s] + (" (done)" if state is not None and state.done(s) else "") for s in STEPS]
+
+    # ------------------------------------------------------------------ run
+
+    def run(self, resume: bool = False) -> FailbackReport:
+        with gcp_lock(self.state_dir, f"failback {self.instance}"):
+            return self._run(resume)
+
+    def _run(self, resume: bool) -> FailbackReport:
+        state = RunState.load(self.state_path)
+        if resume and state is None:
+            raise UsageError(f"nothing to resume: no failback of {self.instance} was started here", hint="start one without --resume")
+        if state is not None and not resume:
+            raise RefusedError(
+                f"a failback of {self.instance} is already in progress (run {state.get('run_id')}, started {state.get('started_at')})",
+                hint="continue it with: prontuario gcp failback --resume",
+            )
+        if state is None:
+            self._preflight()
+            state = RunState.create(
+                self.state_path,
+                run_id=f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:6]}",
+                instance=self.instance,
+                started_at=utc_now(),
+                database=self.database,
+                inventory=self.inv.source,
+            )
+        else:
+            self.say(f"resuming failback {state.get('run_id')} of {self.instance}")
+        for name in STEPS:
+            self._step(state, name, getattr(self, "_" + name.replace("-", "_")))
+        return self._report(state, resume)
+
+    def _preflight(self) -> None:
+        from prontuario_cli.gcp.data import data_via
+        from prontuario_cli.gcp.state import read_fallback
+
+        if data_via(self.inv) != "dsn":
+            raise ConfigError(
+                "failback copies the database with pg_dump, which needs a direct connection to the instance",
+                hint="set cloud.data_via: dsn with the instance's private IP in cloud.data (or run cloud-sql-proxy and point cloud.data at it)",
+            )
+        promotion = RunState.load(RunState.path_for(self.state_dir, "promote", self.instance))
+        if not read_fallback(self.state_dir).get("active") and not (promotion and promotion.complete):
+            raise RefusedError(f"emergency mode is not recorded as active for {self.instance}: nothing to fail back", hint="see: prontuario gcp status")
+        if promotion is not None and promotion.get("route_writes") is False:
+            raise RefusedError(
+                f"{self.instance} was promoted in a drill that never took the platform's writes: there is nothing to copy back to the Macs",
+                hint="re-create the drill replica instead (lab: Lab.rebuild_standin())",
+            )
+        if promotion is not None and not promotion.complete:
+            raise RefusedError("the promotion did not complete", hint="finish it first: prontuario gcp promote --resume")
+
+    def _step(self, state: RunState, name: str, action: Callable[[RunState], str]) -> None:
+        from prontuario_cli import audit
+
+        if state.done(name):
+            self._results.append(FailbackStep(name, "already done", state.details(name).get("seconds"), state.details(name).get("detail", "")))
+            return
+        self.say(f"→ {name}: {self.plan()[STEPS.index(name)]}")
+        if name in CONFIRMED:
+            self.confirm(f"failback step '{name}': go on?")
+        started = time.monotonic()
+        state.mark(name, "started")
+        try:
+            args = {"instance": self.instance, "run_id": state.get("run_id")}
+            with audit.action(audit.log_for(self.inv), f"gcp failback: {name}", args) as details:
+                detail = action(state)
+                details["detail"] = detail
+        except BaseException as exc:
+            seconds = round(time.monotonic() - started, 3)
+            message = exc.one_line() if isinstance(exc, ProntuarioError) else ("interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
+            state.mark(name, "failed", error=message, seconds=seconds)
+            self._results.append(FailbackStep(name, "failed", seconds, message))
+            self.say(f"✗ {name}: {message}")
+            raise
+        seconds = round(time.monotonic() - started, 3)
+        state.mark(name, "done", detail=detail, seconds=seconds)
+        self._results.append(FailbackStep(name, "done", seconds, detail))
+        self.say(f"✓ {name} ({seconds:.1f} s): {detail}")
+        if self.stop_after == name:
+            from prontuario_cli.gcp.promote import Interrupted
+
+            raise Interrupted(f"stopped after {name} ({STOP_AFTER_ENV})")
+
+    def _sub(self, state: RunState, part: str) -> None:
+        """Record one part of copy-data; the rehearsal hook may stop right after it."""
+        state.set(copy={**(state.get("copy") or {}), part: utc_now()})
+        if self.stop_after == part:
+            from prontuario_cli.gcp.promote import Interrupted
+
+            raise Interrupted(f"stopped after copy-data part {part} ({STOP_AFTER_ENV})")
+
+    # ------------------------------------------------------------------ steps
+
+    def _check(self, state: RunState) -> str:
+        info = self.client.get_instance(self.instance)
+        if state.done("freeze-cloud"):
+            return f"{self.instance}: {info.state}, {info.instance_type}"
+        if info.is_replica:
+            raise RefusedError(f"{self.instance} is a read replica ({info.instance_type}): it was not promoted, nothing to fail back")
+        with self._cloud_session() as session:
+            row = session.execute("SELECT pg_is_in_recovery() AS r, current_database() AS db")[0]
+        if row["r"]:
+            raise RefusedError(f"{self.instance}'s database is still in recovery: it was not promoted")
+        return f"{self.instance}: {info.state}, {info.instance_type}; database {row['db']} read-write"
+
+    def _freeze_cloud(self, state: RunState) -> str:
+        from prontuario_cli.gcp.data import row_counts
+
+        haproxy = self._haproxy()
+        parts = []
+        if haproxy.available:
+            server = self.inv.cloud.haproxy_server
+            for backend in (haproxy.write_backend, haproxy.read_backend):
+                if haproxy.has(backend, server):
+                    parts.append(haproxy.maintenance(backend, server))
+        else:
+            self._notes.append("no HAProxy runtime API: stop the applications writing to the cloud by hand")
+        with self._cloud_session() as session:
+            session.execute(f"ALTER DATABASE {_quote(self.database)} SET default_transaction_read_only = on")
+            ended = session.execute(
+                "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            )[0]["n"]
+            lsn = session.execute("SELECT pg_current_wal_lsn()::text AS lsn")[0]["lsn"]
+            counts = row_counts(session)
+        state.set(frozen_epoch=time.time(), cloud_lsn=lsn, cloud_counts=counts)
+        parts.append(f"{self.database} read-only, {ended} session(s) ended, WAL at {lsn}, {len(counts)} table(s), {sum(counts.values())} row(s)")
+        return "; ".join(parts)
+
+    def _start_macs(self, state: RunState) -> str:
+        from prontuario_cli.drill.cluster import cluster_view
+
+        haproxy = self._haproxy()
+        if haproxy.available:  # re-assert: the Macs must not take client writes before the copy
+            for node in self.inv.macs:
+                for backend in (haproxy.write_backend, haproxy.read_backend):
+                    if haproxy.has(backend, node.name):
+                        haproxy.maintenance(backend, node.name)
+        started = []
+        for node in self.inv.macs:
+            started.append(f"{node.name}: {m.start_node(self.inv, node.name)}")
+        deadline = time.monotonic() + LEADER_TIMEOUT_S
+        leader, last = None, ""
+        while leader is None:
+            try:
+                view = cluster_view(self.inv)
+                running = [x for x in view.members if x.name == view.leader and x.state == "running"]
+                leader = view.leader if running else None
+            except ProntuarioError as exc:
+                last = exc.one_line()
+            if leader is None:
+                if time.monotonic() >= deadline:
+                    raise OperationFailed(f"no Patroni leader on the Macs within {LEADER_TIMEOUT_S:g} s" + (f" (last: {last})" if last else ""), hint="see the Patroni logs; --resume when a leader is up")
+                time.sleep(1)
+        # The leader must accept writes (Patroni may still be finishing its promotion).
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with self._mac_session(leader, "postgres", 10) as session:
+                    if not session.execute("SELECT pg_is_in_recovery() AS r")[0]["r"]:
+                        break
+            except ProntuarioError as exc:
+                last = exc.one_line()
+            if time.monotonic() >= deadline:
+                raise OperationFailed(f"the Mac leader {leader} is not read-write within 60 s ({last})", hint="--resume")
+            time.sleep(0.5)
+        state.set(mac_leader=leader)
+        return "; ".join(started) + f"; leader {leader}"
+
+    def _copy_data(self, state: RunState) -> str:
+        leader = state.get("mac_leader")
+        db = self.database
+        new_db, old_db = f"{db}_failback", f"{db}_before_failback_{state.get('run_id').split('-')[0].lower()}"
+        dump = self.state_dir / f"failback-{state.get('run_id')}.dump"
+        done = state.get("copy") or {}
+        if "dump" not in done:
+            self._dump(dump)
+            self._sub(state, "dump")
+        if "restore" not in done:
+            with self._mac_session(leader, "postgres") as session:
+                session.execute(f"DROP DATABASE IF EXISTS {_quote(new_db)} WITH (FORCE)")
+                session.execute(f"CREATE DATABASE {_quote(new_db)}")
+            self._restore(dump, leader, new_db)
+            self._sub(state, "restore")
+        if "swap" not in done:
+            with self._mac_session(leader, "postgres") as session:
+                names = {r["datname"] for r in session.execute("SELECT datname FROM pg_database")}
+                if new_db in names:
+                    for name in (db, new_db):
+                        session.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+                    if db in names and old_db in names:
+                        raise OperationFailed(f"both {db} and {old_db} exist on {leader}: a swap cannot be finished safely", hint="rename one by hand, then --resume")
+                    if db in names:
+                        session.execute(f"ALTER DATABASE {_quote(db)} RENAME TO {_quote(old_db)}")
+                    session.execute(f"ALTER DATABASE {_quote(new_db)} RENAME TO {_quote(db)}")
+            state.set(kept_database=old_db)
+            self._sub(state, "swap")
+        self._notes.append(
+            f"the Macs' database before failback is kept as {old_db} on {leader}: it may hold commits from the Macs' last seconds "
+            "that never reached the cloud (the RPO window); reconcile them, then drop it"
+        )
+        return f"{db} copied from the cloud to {leader} ({dump.stat().st_size if dump.exists() else 0} B dump); the Macs' old copy kept as {old_db}"
+
+    def _dump(self, dump: Path) -> None:
+        data = self.inv.cloud.data
+        env = self._pg_env(data.password, "cloud.data.password")
+        argv = [pg_tool(self.inv, "pg_dump"), "-h", data.host, "-p", str(data.port), "-U", data.user, "-d", self.database,
+                "-Fc", "--no-sync", "-f", str(dump) + ".part"]  # fmt: skip
+        fd = os.open(str(dump) + ".part", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.close(fd)
+        self._run_tool(argv, env, "pg_dump of the cloud database")
+        os.replace(str(dump) + ".part", dump)
+
+    def _restore(self, dump: Path, leader: str, dbname: str) -> None:
+        from prontuario_cli.drill.cluster import secret_or_none
+
+        node = self.inv.node(leader)
+        env = self._pg_env(None, None)
+        password = secret_or_none(self.inv, "postgres_password")
+        if password is not None:
+            env["PGPASSWORD"] = password
+        argv = [pg_tool(self.inv, "pg_restore"), "-h", node.address, "-p", str(node.ports.postgresql), "-U", self.inv.cluster.postgres_user,
+                "-d", dbname, str(dump)]  # fmt: skip
+        result = self._run_tool(argv, env, f"pg_restore into {dbname} on {leader}", check=False)
+        if result.returncode != 0:
+            errors = [line for line in result.stderr.splitlines() if "error:" in line.lower()]
+            harmless = errors and all("role" in line and "does not exist" in line for line in errors)
+            if not harmless:
+                raise OperationFailed(f"pg_restore into {dbname} on {leader} failed: {(errors or result.stderr.splitlines() or ['?'])[0][:300]}", hint="fix it, then --resume (the restore starts again)")
+            self._notes.append(f"pg_restore: {len(errors)} grant(s) to roles missing on the Macs were skipped")
+
+    def _pg_env(self, ref, name) -> dict[str, str]:
+        from prontuario_cli.secrets import read_secret
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["PGCONNECT_TIMEOUT"] = str(max(2, int(self.inv.health_checks.timeout_s * 5)))
+        env["PGAPPNAME"] = "prontuario-failback"
+        if ref is not None:
+            env["PGPASSWORD"] = read_secret(ref, name)
+        return env
+
+    def _run_tool(self, argv: list[str], env: dict[str, str], what: str, check: bool = True):
+        try:
+            result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=DUMP_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise OperationFailed(f"{what} did not finish within {DUMP_TIMEOUT_S:g} s", hint="--resume starts this part again") from None
+        except OSError as exc:
+            raise OperationFailed(f"{what}: cannot run {argv[0]}: {exc.strerror or exc}") from None
+        if check and result.returncode != 0:
+            raise OperationFailed(f"{what} failed (exit {result.returncode}): {result.stderr.strip().splitlines()[-1:] or ['?']}", hint="fix it, then --resume")
+        return result
+
+    def _verify_data(self, state: RunState) -> str:
+        from prontuario_cli.gcp.data import CHECK_TABLE, row_counts
+
+        leader = state.get("mac_leader")
+        expected = state.get("cloud_counts") or {}
+        with self._mac_session(leader, self.database) as session:
+            got = row_counts(session)
+            promotion = RunState.load(RunState.path_for(self.state_dir, "promote", self.instance))
+            check_row = (promotion.get("check_row") or {}).get("id") if promotion else None
+            found = None
+            if check_row is not None and f"public.{CHECK_TABLE}" in got:
+                found = session.execute(f"SELECT count(*) AS n FROM {CHECK_TABLE} WHERE id = %s", (check_row,))[0]["n"]
+        differ = [f"{t}: cloud {n}, Mac {got.get(t)}" for t, n in expected.items() if got.get(t) != n]
+        if differ:
+            raise OperationFailed("the copy on the Macs differs from the cloud: " + "; ".join(differ[:5]), hint="writes stay frozen; investigate, then --resume (copy-data can be re-run by editing nothing: it is done)")
+        if check_row is not None and found != 1:
+            raise OperationFailed(f"the promotion's check row {check_row} is missing on the Macs")
+        return f"{len(expected)} table(s), {sum(expected.values())} row(s) identical on {leader} and the cloud" + (f"; check row {check_row} present" if check_row else "")
+
+    def _route_writes_back(self, state: RunState) -> str:
+        haproxy = self._haproxy()
+        if not haproxy.available:
+            self._notes.append("no HAProxy runtime API: point the applications back at the Macs by hand")
+            return "no HAProxy runtime API: point the applications back at the Macs by hand"
+        servers = [(b, n.name) for n in self.inv.macs for b in (haproxy.write_backend, haproxy.read_backend) if haproxy.has(b, n.name)]
+        haproxy.release(servers, m.check_rise_s(self.inv), settle_s=m.check_period_s(self.inv))
+        leader = state.get("mac_leader")
+        from prontuario_cli.drill.cluster import cluster_view
+
+        leader = cluster_view(self.inv).leader or leader
+        waited = haproxy.wait_state(haproxy.write_backend, leader, True, m.check_rise_s(self.inv))
+        writers = haproxy.writer()
+        if writers != [leader]:
+            raise OperationFailed(f"HAProxy sends writes to {', '.join(writers) or 'nothing'}, expected only {leader}")
+        row = self._write_through_haproxy(state)
+        state.set(writes_back_epoch=time.time(), mac_leader=leader)
+        return f"{haproxy.write_backend}/{leader} UP after {waited:.1f} s; write {row['id']} landed on {row['server']}"
+
+    def _write_through_haproxy(self, state: RunState) -> dict:
+        from prontuario_cli.connect.cloudsql import DsnTarget, PgSession
+        from prontuario_cli.drill.cluster import haproxy_node, secret_or_none
+        from prontuario_cli.gcp.data import write_check
+
+        node = haproxy_node(self.inv)
+        target = DsnTarget(node.address, node.ports.haproxy_write, self.inv.cluster.postgres_user, self.database, secret_or_none(self.inv, "postgres_password"))
+        macs = {f"{n.address}:{n.ports.postgresql}" for n in self.inv.macs}
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with PgSession(target, time.monotonic() + 10, application_name="prontuario-failback") as session:
+                    row = write_check(session, state.get("run_id"), "gcp failback: write through HAProxy")
+                if row["server"] not in macs:
+                    raise OperationFailed(f"a write through HAProxy landed on {row['server']}, not on a Mac")
+                return row
+            except ProntuarioError as exc:
+                if time.monotonic() >= deadline:
+                    raise OperationFailed(f"no write acknowledged by the Macs through HAProxy within 30 s: {exc.one_line()}") from None
+                time.sleep(0.3)
+
+    def _clear_flag(self, state: RunState) -> str:
+        from prontuario_cli.gcp.state import update_metric, write_fallback
+
+        path = write_fallback(self.state_dir, False, ended_at=utc_now(), failback_run_id=state.get("run_id"))
+        detail = f"{path} inactive"
+        if self.inv.paths.metrics_textfile:
+            detail += f"; gcp_fallback_active 0 in {update_metric(self.inv.paths.metrics_textfile, False)}"
+        return detail
+
+    def _rebuild_replica(self, state: RunState) -> str:
+        from prontuario_cli.gcp.data import read_lag
+
+        parts = []
+        if self.inv.lab is not None:
+            from prontuario_cli.lab import Lab
+
+            Lab(self.inv.lab.dir, say=lambda text: None).rebuild_standin()
+            parts.append("stand-in cloned again from the Macs")
+        deadline = time.monotonic() + 120
+        last = ""
+        while True:
+            try:
+                info = self.client.get_instance(self.instance)
+                if info.is_replica:
+                    with self._cloud_session(10) as session:
+                        lag = read_lag(session)
+                    if lag.in_recovery and lag.receiver_status == "streaming":
+                        break
+                    last = f"in recovery {lag.in_recovery}, WAL receiver {lag.receiver_status}"
+                else:
+                    last = f"{info.instance_type}"
+                    if self.inv.lab is None:
+                        raise OperationFailed(
+                            f"{self.instance} is not a replica yet ({info.instance_type})",
+                            hint=(
+                                "re-create it as a replica of the Macs (Cloud SQL external-server replication / Database Migration Service), "
+                                "keep the same name or update cloud.sql_instance, then: prontuario gcp failback --resume"
+                            ),
+                        )
+            except OperationFailed:
+                raise
+            except ProntuarioError as exc:
+                last = exc.one_line()
+            if time.monotonic() >= deadline:
+                raise OperationFailed(f"the cloud replica is not streaming within 120 s (last: {last})", hint="--resume to look again")
+            time.sleep(1)
+        parts.append(f"{self.instance} is a streaming replica again")
+        haproxy = self._haproxy()
+        if haproxy.available:
+            server = self.inv.cloud.haproxy_server
+            servers = [(b, server) for b in (haproxy.write_backend, haproxy.read_backend) if haproxy.has(b, server)]
+            haproxy.release(servers, m.check_rise_s(self.inv), settle_s=m.check_period_s(self.inv), must_be_down=True)
+            parts.append(f"{haproxy.write_backend}/{server} back as a guarded backup (check failing while it is a replica)")
+        return "; ".join(parts)
+
+    def _notify(self, state: RunState) -> str:
+        from prontuario_cli.gcp.notify import notify
+
+        event = {
+            "event": "emergency-mode-off",
+            "drill": self.drill,
+            "instance": self.instance,
+            "project": self.inv.cloud.project,
+            "run_id": state.get("run_id"),
+            "at": utc_now(),
+            "message": "Emergency mode is over: the platform is back on the Mac Studios with every feature.",
+        }
+        return notify(self.inv.cloud.notify_command, event)
+
+    def _archive(self, state: RunState) -> str:
+        dump = self.state_dir / f"failback-{state.get('run_id')}.dump"
+        for leftover in (dump, Path(str(dump) + ".part")):
+            try:
+                leftover.unlink()
+            except FileNotFoundError:
+                pass
+        moved = []
+        promotion = RunState.load(RunState.path_for(self.state_dir, "promote", self.instance))
+        if promotion is not None:
+            moved.append(str(promotion.archive()))
+        downtime = None
+        if state.get("frozen_epoch") and state.get("writes_back_epoch"):
+            downtime = round(state.get("writes_back_epoch") - state.get("frozen_epoch"), 3)
+        state.set(completed_at=utc_now(), downtime_s=downtime)
+        state.mark("archive", "done", detail="archived", seconds=0.0)
+        moved.append(str(state.archive()))
+        return "dump deleted; archived " + ", ".join(moved)
+
+    # ------------------------------------------------------------------ report
+
+    def _report(self, state: RunState, resumed: bool) -> FailbackReport:
+        return FailbackReport(
+            instance=self.instance,
+            run_id=str(state.get("run_id")),
+            resumed=resumed,
+            completed=state.complete,
+            steps=tuple(self._results),
+            mac_leader=state.get("mac_leader"),
+            kept_database=state.get("kept_database"),
+            downtime_s=state.get("downtime_s"),
+            state_file=str(state.path),
+            notes=tuple(self._notes),
+        )

@@ -1,0 +1,665 @@
+"""From facts and thresholds to a verdict: the pure half of the replication check.
+
+:func:`evaluate` takes the probes' outcomes (facts or errors, by probe name), the
+inventory (what should exist, and the thresholds) and the previously recorded
+timeline, and returns a :class:`~prontuario_cli.replication.report.ReplicationReport`.
+It does no I/O, so every rule below is unit-tested with small fixtures.
+
+Rules (thresholds from ``targets.replication_lag``):
+
+- A replica's lag counts only while it is behind: ``lag_s`` is PostgreSQL's
+  replay lag when bytes behind > 0, else 0 (an idle primary is not a false alarm).
+- WARNING: lag > ``sync_target_ms``; a Patroni replica that is not synchronous or
+  not streaming; a timeline change since the last check (once); Patroni paused; a
+  Sentinel not answering while the others keep quorum; Redis behind by bytes while
+  silent for more than ``alert_s``; the cloud replica unreachable or not streaming.
+- CRITICAL: lag > ``alert_s`` AND bytes > ``alert_bytes``; no synchronous standby;
+  a member down; no primary or two primaries; Patroni disagreeing on the leader;
+  Sentinels disagreeing, not monitoring, or without quorum; no Redis master or two;
+  a Redis replica's link down; no HAProxy write server, two of them, or writes routed
+  to a node that is not the primary; the cloud fallback active.
+- UNKNOWN: a component that did not answer within the health-check timeout, or whose
+  answer could not be read.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from typing import Mapping
+
+from prontuario_cli.connect import Refused, TimedOut
+from prontuario_cli.connect.fanout import Outcome
+from prontuario_cli.errors import PermissionProblem, UnavailableError
+from prontuario_cli.inventory import Inventory, Node, ReplicationLagTargets
+from prontuario_cli.replication import facts
+from prontuario_cli.replication.report import (
+    HAProxyRow,
+    MemberRow,
+    Problem,
+    RedisRow,
+    ReplicaRow,
+    ReplicationReport,
+    SentinelRow,
+)
+from prontuario_cli.replication.state import TimelineState
+from prontuario_cli.report import Status
+
+RUNNING_STATES = ("running", "streaming")
+_SEVERITY = {Status.CRITICAL: 0, Status.UNKNOWN: 1, Status.WARNING: 2, Status.OK: 3}
+
+
+# --------------------------------------------------------------------------- small pieces
+
+
+def reachability(outcome: Outcome | None, what: str, timeout_s: float) -> tuple[str, Status, str]:
+    """(word, status, note) for a probe outcome: up/OK, down/CRITICAL, no answer/UNKNOWN...
+
+    ``what`` is ``"<node>: <service>"``; the note names the node, and the service unless
+    the connector's own message already does.
+    """
+    subject, _, service = what.rpartition(": ") if ": " in what else ("", "", what)
+    prefix = f"{subject}: " if subject else ""
+    if outcome is None:
+        return "-", Status.UNKNOWN, f"{prefix}{service}: not probed"
+    if outcome.ok:
+        return "up", Status.OK, ""
+    if outcome.timed_out or isinstance(outcome.error, TimedOut):
+        return "no answer", Status.UNKNOWN, f"{prefix}{service}: no answer within {timeout_s:g} s (hung or overloaded?)"
+    if outcome.error is not None:
+        message = outcome.error.message
+        named = service.split(" ")[0] in message
+        note = f"{prefix}{message}" if named else f"{prefix}{service}: {message}"
+        if isinstance(outcome.error, PermissionProblem):
+            return "login refused", Status.UNKNOWN, note
+        if isinstance(outcome.error, (Refused, UnavailableError)):
+            return "down", Status.CRITICAL, note
+        return "error", Status.UNKNOWN, note
+    return "error", Status.UNKNOWN, f"{prefix}{service}: unexpected error reading the answer ({outcome.bug}); this is a bug"
+
+
+def effective_lag_s(replica: facts.PgReplica) -> float | None:
+    """Replay lag that counts: 0 when nothing is behind (PostgreSQL keeps or nulls the last value)."""
+    behind = replica.replay_lag_bytes
+    measured = [v for v in (replica.replay_lag_s, replica.flush_lag_s, replica.write_lag_s) if v is not None]
+    if behind is None:
+        return replica.replay_lag_s
+    if behind <= 0:
+        return 0.0
+    if replica.replay_lag_s is not None:
+        return replica.replay_lag_s
+    return max(measured) if measured else 0.0
+
+
+def replica_verdict(
+    replica: facts.PgReplica, targets: ReplicationLagTargets, *, member: bool
+) -> tuple[Status, list[tuple[Status, str]]]:
+    """Status and (status, reason) pairs for one pg_stat_replication row.
+
+    ``member`` rows are Patroni replicas (held to the synchronous target); others (the
+    cloud replica) are asynchronous by design and only ever WARNING.
+    """
+    lag = effective_lag_s(replica) or 0.0
+    behind = replica.replay_lag_bytes or 0
+    reasons: list[tuple[Status, str]] = []
+    far_behind = lag > targets.alert_s and behind > targets.alert_bytes
+    if far_behind:
+        reasons.append(
+            (Status.CRITICAL if member else Status.WARNING,
+             f"{lag:.1f} s and {_bytes(behind)} behind (alert: > {targets.alert_s:g} s and > {_bytes(targets.alert_bytes)})")
+        )
+    if member and not far_behind and lag * 1000 > targets.sync_target_ms:
+        reasons.append((Status.WARNING, f"replay lag {lag * 1000:.0f} ms > target {targets.sync_target_ms:g} ms"))
+    if replica.state != "streaming":
+        reasons.append((Status.WARNING, f"state {replica.state or 'unknown'}, not streaming"))
+    if member and not replica.synchronous:
+        reasons.append((Status.WARNING, f"asynchronous (sync_state {replica.sync_state or 'unknown'}): commits do not wait for it"))
+    status = Status.worst([s for s, _ in reasons]) if reasons else Status.OK
+    return status, reasons
+
+
+def _bytes(n: int | float | None) -> str:
+    if n is None:
+        return "?"
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+class _Collector:
+    """Problems plus per-key notes, so rows and the problem list say the same thing."""
+
+    def __init__(self):
+        self.problems: list[Problem] = []
+        self.notes: dict[str, list[tuple[Status, str]]] = {}
+
+    def add(self, component: str, status: Status, message: str, key: str | None = None) -> None:
+        if status == Status.OK:
+            return
+        self.problems.append(Problem(component, status, message))
+        if key is not None:
+            self.notes.setdefault(key, []).append((status, message))
+
+    def row(self, key: str, base: Status = Status.OK) -> tuple[Status, str]:
+        items = self.notes.get(key, [])
+        status = Status.worst([base, *(s for s, _ in items)])
+        return status, "; ".join(_strip_subject(text) for _, text in items)
+
+
+def _strip_subject(text: str) -> str:
+    """'mac-studio-2: state stopped' -> 'state stopped' in a row already naming the node."""
+    head, sep, tail = text.partition(": ")
+    return tail if sep and " " not in head else text
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def evaluate(
+    inventory: Inventory,
+    outcomes: Mapping[str, Outcome],
+    *,
+    previous: TimelineState | None = None,
+    gcp_active: bool = False,
+    checked_at: str = "",
+    elapsed_s: float = 0.0,
+) -> ReplicationReport:
+    """Turn probe outcomes into the replication report (see the module docstring for the rules)."""
+    targets = inventory.targets.replication_lag
+    timeout_s = inventory.health_checks.timeout_s
+    c = _Collector()
+
+    pg = _evaluate_postgres(inventory, outcomes, targets, gcp_active, timeout_s, c)
+    leader, timeline, members, replicas = pg
+
+    changed = previous is not None and timeline is not None and timeline != previous.timeline
+    if changed:
+        was = f", leader was {previous.leader}" if previous.leader and previous.leader != leader else ""
+        when = f" at {previous.recorded_at}" if previous.recorded_at else ""
+        c.add(
+            "timeline",
+            Status.WARNING,
+            f"timeline changed {previous.timeline}→{timeline} since the last check{when} (leader now {leader or 'unknown'}{was}): "
+            "a failover or switchover happened",
+        )
+
+    redis_rows, redis_master = _evaluate_redis(inventory, outcomes, targets, timeout_s, c)
+    sentinel_rows = _evaluate_sentinels(inventory, outcomes, redis_master, timeout_s, c)
+    haproxy_rows = _evaluate_haproxy(inventory, outcomes, leader, gcp_active, timeout_s, c)
+
+    if gcp_active:
+        c.add("cloud", Status.CRITICAL, "the Cloud SQL fallback is active (a promote was recorded): emergency mode")
+
+    nodes_up = _nodes_up(inventory, outcomes)
+    problems = tuple(sorted(c.problems, key=lambda p: _SEVERITY[p.status]))
+    status = Status.worst([p.status for p in problems]) if problems else Status.OK
+    members = tuple(_finish_member(m, c) for m in members)
+    replicas = tuple(replicas)
+    summary = _summary(status, problems, leader, timeline, replicas, redis_rows, sentinel_rows, haproxy_rows)
+    return ReplicationReport(
+        status=status,
+        summary=summary,
+        checked_at=checked_at,
+        elapsed_s=round(elapsed_s, 3),
+        timeout_s=timeout_s,
+        leader=leader,
+        timeline=timeline,
+        previous_timeline=previous.timeline if previous else None,
+        timeline_changed=changed,
+        members=members,
+        replicas=replicas,
+        redis=tuple(redis_rows),
+        sentinels=tuple(sentinel_rows),
+        haproxy=tuple(haproxy_rows),
+        nodes_up=nodes_up,
+        witness_nodes=tuple(n.name for n in inventory.nodes if n.role == "witness"),
+        gcp_fallback_active=gcp_active,
+        problems=problems,
+        sync_target_s=targets.sync_target_ms / 1000.0,
+        alert_s=targets.alert_s,
+        alert_bytes=targets.alert_bytes,
+    )
+
+
+def _finish_member(row: MemberRow, c: _Collector) -> MemberRow:
+    return _with_status(row, c.row(f"member:{row.node}", row.status))
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def _member_node(member: facts.PatroniMember, nodes: list[Node]) -> str | None:
+    for node in nodes:
+        if node.name == member.name:
+            return node.name
+    for node in nodes:
+        if member.host == node.address and member.port == node.ports.postgresql:
+            return node.name
+    return None
+
+
+def _evaluate_postgres(inventory: Inventory, outcomes, targets, gcp_active, timeout_s, c: _Collector):
+    nodes = [n for n in inventory.nodes if n.ports.patroni or n.ports.postgresql]
+    pg_facts: dict[str, facts.PgNode] = {}
+    patroni_facts: dict[str, tuple[facts.PatroniNode, facts.PatroniCluster]] = {}
+    pg_reach: dict[str, tuple[str, Status, str]] = {}
+    for node in nodes:
+        if node.ports.postgresql:
+            o = outcomes.get(f"postgres:{node.name}")
+            pg_reach[node.name] = reachability(o, f"{node.name}: PostgreSQL", timeout_s)
+            if o is not None and o.ok:
+                pg_facts[node.name] = o.value
+        if node.ports.patroni:
+            o = outcomes.get(f"patroni:{node.name}")
+            word, status, note = reachability(o, f"{node.name}: Patroni REST API", timeout_s)
+            if o is not None and o.ok:
+                patroni_facts[node.name] = o.value
+            else:
+                c.add("postgres", status, note, key=f"member:{node.name}")
+
+    # Who leads, according to PostgreSQL and to Patroni.
+    primaries = sorted(n for n, f in pg_facts.items() if not f.in_recovery)
+    views = {n: cluster for n, (_, cluster) in patroni_facts.items()}
+    leaders_seen = {n: _leader_node(cluster, nodes) for n, cluster in views.items()}
+    patroni_leaders = Counter(v for v in leaders_seen.values() if v)
+    patroni_leader = patroni_leaders.most_common(1)[0][0] if patroni_leaders else None
+    if len(patroni_leaders) > 1:
+        said = ", ".join(f"{n} says {v or 'none'}" for n, v in sorted(leaders_seen.items()))
+        c.add("postgres", Status.CRITICAL, f"Patroni nodes disagree on the leader ({said})")
+    elif views and not patroni_leaders:
+        c.add("postgres", Status.CRITICAL, "the Patroni cluster has no leader (the leader lock is free): writes are refused")
+    if any(cluster.paused for cluster in views.values()):
+        c.add("postgres", Status.WARNING, "Patroni is paused (maintenance mode): automatic failover is off")
+    if any(node_fact.cluster_unlocked for node_fact, _ in patroni_facts.values()) and patroni_leaders:
+        c.add("postgres", Status.WARNING, "a Patroni node sees the cluster unlocked (no leader key)")
+
+    if len(primaries) > 1:
+        c.add("postgres", Status.CRITICAL, f"two read-write primaries: {', '.join(primaries)} (split brain)")
+        leader = patroni_leader if patroni_leader in primaries else primaries[0]
+    elif primaries:
+        leader = primaries[0]
+        if patroni_leader and patroni_leader != leader:
+            c.add("postgres", Status.CRITICAL, f"Patroni's leader is {patroni_leader} but the read-write primary is {leader}")
+    else:
+        leader = patroni_leader
+        unanswered = [n for n, (_, s, _) in pg_reach.items() if s == Status.UNKNOWN]
+        if pg_reach and unanswered and (leader is None or leader in unanswered):
+            c.add("postgres", Status.UNKNOWN, f"no PostgreSQL primary answered (no answer from {', '.join(unanswered)})")
+        elif pg_reach:
+            c.add("postgres", Status.CRITICAL, "no read-write PostgreSQL primary: writes are refused")
+
+    view = views.get(leader) if leader else None
+    view = view or next(iter(views.values()), None)
+    member_by_node: dict[str, facts.PatroniMember] = {}
+    if view is not None:
+        for m in view.members:
+            mapped = _member_node(m, nodes)
+            if mapped:
+                member_by_node[mapped] = m
+
+    leader_fact = pg_facts.get(leader) if leader else None
+    timeline = leader_fact.timeline if leader_fact else None
+    if timeline is None and leader and leader in member_by_node:
+        timeline = member_by_node[leader].timeline
+    if timeline is None and leader and leader in patroni_facts:
+        timeline = patroni_facts[leader][0].timeline
+
+    replicas = _evaluate_replicas(nodes, leader, leader_fact, member_by_node, targets, c)
+
+    members: list[MemberRow] = []
+    for node in nodes:
+        key = f"member:{node.name}"
+        word, base, note = pg_reach.get(node.name, ("-", Status.OK, ""))
+        pat = patroni_facts.get(node.name)
+        member = member_by_node.get(node.name)
+        fact = pg_facts.get(node.name)
+        if base != Status.OK:
+            said = f" (Patroni says: {pat[0].state})" if pat else ""
+            c.add("postgres", base, note + said, key=key)
+        if view is not None and node.ports.patroni and member is None:
+            c.add("postgres", Status.CRITICAL, f"{node.name}: not a member of the Patroni cluster (Patroni stopped or never joined)", key=key)
+        elif member is not None and member.state not in RUNNING_STATES and member.role not in ("leader", "standby_leader"):
+            c.add("postgres", Status.CRITICAL, f"{node.name}: member state {member.state or 'unknown'}", key=key)
+        elif member is not None and member.role in ("leader", "standby_leader") and member.state != "running":
+            c.add("postgres", Status.CRITICAL, f"{node.name}: leader state {member.state or 'unknown'}", key=key)
+        node_timeline = fact.timeline if fact else (member.timeline if member else (pat[0].timeline if pat else None))
+        if timeline is not None and node_timeline is not None and node_timeline != timeline and node.name != leader:
+            c.add("postgres", Status.WARNING, f"{node.name}: on timeline {node_timeline}, the leader on {timeline}", key=key)
+        role = member.role if member else (fact.role if fact else (pat[0].role if pat else None))
+        state = member.state if member else (pat[0].state if pat else None)
+        members.append(MemberRow(node.name, "patroni" if node.ports.patroni else "postgres", role, state, node_timeline, word, Status.OK))
+
+    cloud_row = _evaluate_cloud(outcomes, leader_fact, timeline, gcp_active, timeout_s, c)
+    if cloud_row is not None:
+        members.append(cloud_row)
+    return leader, timeline, members, replicas
+
+
+def _leader_node(cluster: facts.PatroniCluster, nodes: list[Node]) -> str | None:
+    leader = cluster.leader
+    if leader is None:
+        return None
+    member = cluster.member(leader)
+    return _member_node(member, nodes) or leader
+
+
+def _evaluate_replicas(nodes, leader, leader_fact, member_by_node, targets, c: _Collector) -> list[ReplicaRow]:
+    if leader_fact is None:
+        return []
+    name_to_node = {m.name: n for n, m in member_by_node.items()}
+    name_to_node.update({n.name: n.name for n in nodes})
+    rows: list[ReplicaRow] = []
+    seen: set[str] = set()
+    for r in leader_fact.replicas:
+        node = name_to_node.get(r.application_name)
+        member = node is not None
+        status, reasons = replica_verdict(r, targets, member=member)
+        subject = node or r.application_name
+        for severity, reason in reasons:
+            c.add("postgres", severity, f"{subject}: {reason}", key=f"member:{node}" if member else None)
+        if node:
+            seen.add(node)
+        rows.append(
+            ReplicaRow(
+                name=r.application_name,
+                node=node,
+                kind="member" if member else "other",
+                state=r.state,
+                sync_state=r.sync_state,
+                write_lag_s=r.write_lag_s,
+                flush_lag_s=r.flush_lag_s,
+                replay_lag_s=r.replay_lag_s,
+                write_lag_bytes=r.write_lag_bytes,
+                flush_lag_bytes=r.flush_lag_bytes,
+                replay_lag_bytes=r.replay_lag_bytes,
+                lag_s=effective_lag_s(r),
+                status=status,
+                note="; ".join(text for _, text in reasons),
+            )
+        )
+    expected = [n.name for n in nodes if n.name != leader and n.ports.postgresql and n.ports.patroni]
+    for name in expected:
+        if name not in seen:
+            c.add("postgres", Status.CRITICAL, f"{name}: not streaming from the primary {leader}", key=f"member:{name}")
+    member_rows = [row for row in rows if row.kind == "member"]
+    if expected and not any(row.sync_state in ("sync", "quorum") for row in member_rows):
+        c.add("postgres", Status.CRITICAL, "no synchronous standby: commits are not protected by a second copy (RPO 0 at risk)")
+    return rows
+
+
+def _evaluate_cloud(outcomes, leader_fact, timeline, gcp_active, timeout_s, c: _Collector) -> MemberRow | None:
+    outcome = outcomes.get("postgres:cloud")
+    if outcome is None:
+        return None
+    key = "member:cloud"
+    word, status, note = reachability(outcome, "cloud replica", timeout_s)
+    if status != Status.OK:
+        c.add("cloud", Status.WARNING, f"{note}: the emergency fallback is degraded", key=key)
+        return MemberRow("cloud", "cloud", None, None, None, word, Status.OK)
+    fact: facts.PgNode = outcome.value
+    if not fact.in_recovery and not gcp_active:
+        c.add("cloud", Status.CRITICAL, "cloud replica is read-write: promoted, or split brain if no promote was recorded", key=key)
+    elif fact.receiver_status != "streaming":
+        c.add("cloud", Status.WARNING, f"cloud replica is not streaming (WAL receiver: {fact.receiver_status or 'none'})", key=key)
+    if fact.in_recovery and timeline is not None and fact.timeline is not None and fact.timeline != timeline:
+        c.add("cloud", Status.WARNING, f"cloud replica on timeline {fact.timeline}, the leader on {timeline}", key=key)
+    behind = None
+    if leader_fact is not None:
+        primary_pos, cloud_pos = facts.lsn_to_int(leader_fact.wal_lsn), facts.lsn_to_int(fact.wal_lsn)
+        if primary_pos is not None and cloud_pos is not None:
+            behind = max(0, primary_pos - cloud_pos)
+    state = fact.receiver_status or ("promoted" if not fact.in_recovery else None)
+    row = MemberRow("cloud", "cloud", fact.role, state, fact.timeline, word, Status.OK)
+    if behind:
+        c.notes.setdefault(key, []).append((Status.OK, f"replayed up to {_bytes(behind)} behind the primary"))
+    return row
+
+
+# --------------------------------------------------------------------------- Redis and Sentinel
+
+
+def _evaluate_redis(inventory: Inventory, outcomes, targets, timeout_s, c: _Collector):
+    nodes = [n for n in inventory.nodes if n.ports.redis]
+    by_addr = {(n.address, n.ports.redis): n.name for n in nodes}
+    infos: dict[str, facts.RedisReplication] = {}
+    reach: dict[str, tuple[str, Status, str]] = {}
+    for node in nodes:
+        o = outcomes.get(f"redis:{node.name}")
+        reach[node.name] = reachability(o, f"{node.name}: Redis", timeout_s)
+        if o is not None and o.ok:
+            infos[node.name] = o.value
+    masters = sorted(n for n, i in infos.items() if i.role == "master")
+    master = masters[0] if len(masters) == 1 else None
+    if len(masters) > 1:
+        c.add("redis", Status.CRITICAL, f"two Redis masters: {', '.join(masters)} (split brain)")
+    elif not masters and infos:
+        c.add("redis", Status.CRITICAL, "no Redis master: writes to Redis are refused")
+
+    rows: list[RedisRow] = []
+    for node in nodes:
+        key = f"redis:{node.name}"
+        word, status, note = reach[node.name]
+        info = infos.get(node.name)
+        if info is None:
+            c.add("redis", status, note, key=key)
+            rows.append(RedisRow(node.name, None, word, None, None, None, None, None, Status.OK))
+            continue
+        if info.role == "master":
+            rows.append(RedisRow(node.name, "master", word, None, None, None, info.master_repl_offset, None, Status.OK))
+            continue
+        master_addr = f"{info.master_host}:{info.master_port}" if info.master_host else None
+        points_at = by_addr.get((info.master_host, info.master_port))
+        lag = last_io = None
+        if master and master != points_at and len(masters) == 1:
+            c.add("redis", Status.CRITICAL, f"{node.name}: replicates from {points_at or master_addr}, but the master is {master}", key=key)
+        if info.master_link_status != "up":
+            down = f" for {info.master_link_down_since_s} s" if info.master_link_down_since_s is not None else ""
+            c.add("redis", Status.CRITICAL, f"{node.name}: link to the master is {info.master_link_status or 'unknown'}{down}", key=key)
+        else:
+            last_io = info.master_last_io_s
+            lag = _redis_offset_lag(node, infos.get(master) if master else None, info)
+            if info.master_sync_in_progress:
+                c.add("redis", Status.WARNING, f"{node.name}: full resynchronisation in progress", key=key)
+            if lag is not None:
+                silent = last_io is not None and last_io > targets.alert_s
+                if lag > targets.alert_bytes and silent:
+                    c.add("redis", Status.CRITICAL, f"{node.name}: {_bytes(lag)} behind and silent for {last_io} s", key=key)
+                elif lag > targets.alert_bytes:
+                    c.add("redis", Status.WARNING, f"{node.name}: {_bytes(lag)} behind the master", key=key)
+                elif lag > 0 and silent:
+                    c.add("redis", Status.WARNING, f"{node.name}: {_bytes(lag)} behind and silent for {last_io} s", key=key)
+        rows.append(RedisRow(node.name, "replica", word, points_at or master_addr, info.master_link_status, last_io, info.replica_repl_offset, lag, Status.OK))
+    rows = [_with_status(row, c.row(f"redis:{row.node}")) for row in rows]
+    return rows, (master, by_addr)
+
+
+def _redis_offset_lag(node: Node, master: facts.RedisReplication | None, replica: facts.RedisReplication) -> int | None:
+    if master is None or master.master_repl_offset is None:
+        return None
+    for link in master.connected_replicas:
+        if link.port == node.ports.redis and link.host in (node.address, "127.0.0.1", "::1") and link.offset is not None:
+            return max(0, master.master_repl_offset - link.offset)
+    if replica.replica_repl_offset is not None:
+        return max(0, master.master_repl_offset - replica.replica_repl_offset)
+    return None
+
+
+def _with_status(row, status_note: tuple[Status, str]):
+    status, note = status_note
+    return replace(row, status=status, note=note)
+
+
+def _evaluate_sentinels(inventory: Inventory, outcomes, redis_master, timeout_s, c: _Collector) -> list[SentinelRow]:
+    master_node, by_addr = redis_master
+    nodes = [n for n in inventory.nodes if n.ports.sentinel]
+    if not nodes:
+        return []
+    name = inventory.cluster.redis_master
+    views: dict[str, facts.SentinelView] = {}
+    reach: dict[str, tuple[str, Status, str]] = {}
+    for node in nodes:
+        o = outcomes.get(f"sentinel:{node.name}")
+        reach[node.name] = reachability(o, f"{node.name}: Sentinel", timeout_s)
+        if o is not None and o.ok:
+            views[node.name] = o.value
+    majority = len(nodes) // 2 + 1
+
+    def said(view: facts.SentinelView) -> str | None:
+        if view.master_host is None:
+            return None
+        return by_addr.get((view.master_host, view.master_port)) or view.master
+
+    opinions = Counter(said(v) for v in views.values() if said(v))
+    consensus = opinions.most_common(1)[0][0] if opinions else None
+    if len(opinions) > 1:
+        detail = ", ".join(f"{n} says {said(v) or 'none'}" for n, v in sorted(views.items()))
+        c.add("sentinel", Status.CRITICAL, f"Sentinels disagree on the Redis master ({detail})")
+    if len(views) < majority:
+        c.add("sentinel", Status.CRITICAL, f"only {len(views)} of {len(nodes)} Sentinels answered: no majority, no Redis failover")
+    if consensus and master_node and consensus != master_node:
+        c.add("sentinel", Status.CRITICAL, f"Sentinels point at {consensus}, but the Redis master is {master_node}")
+
+    rows: list[SentinelRow] = []
+    for node in nodes:
+        key = f"sentinel:{node.name}"
+        word, status, note = reach[node.name]
+        view = views.get(node.name)
+        if view is None:
+            degraded = Status.WARNING if len(views) >= majority and status == Status.CRITICAL else status
+            if status == Status.UNKNOWN and len(views) >= majority:
+                degraded = Status.WARNING
+            c.add("sentinel", degraded, note, key=key)
+            rows.append(SentinelRow(node.name, None, None, None, None, Status.OK))
+            continue
+        master = said(view)
+        if master is None:
+            c.add("sentinel", Status.CRITICAL, f"{node.name}: does not monitor {name!r}", key=key)
+        if view.quorum_ok is False:
+            c.add("sentinel", Status.CRITICAL, f"{node.name}: CKQUORUM failed: {view.quorum_message}", key=key)
+        if "o_down" in view.flags:
+            c.add("sentinel", Status.CRITICAL, f"{node.name}: the master is objectively down", key=key)
+        elif "s_down" in view.flags:
+            c.add("sentinel", Status.WARNING, f"{node.name}: the master is subjectively down", key=key)
+        agrees = master is not None and master == consensus and (master_node is None or master == master_node)
+        rows.append(SentinelRow(node.name, master, agrees, view.quorum_ok, view.other_sentinels, Status.OK))
+    return [_with_status(row, c.row(f"sentinel:{row.node}")) for row in rows]
+
+
+# --------------------------------------------------------------------------- HAProxy
+
+
+def _server_node(server: facts.HAProxyServer, inventory: Inventory) -> str | None:
+    names = {n.name for n in inventory.nodes}
+    if server.server in names:
+        return server.server
+    for node in inventory.nodes:
+        if node.ports.postgresql and server.address == f"{node.address}:{node.ports.postgresql}":
+            return node.name
+    cloud = inventory.cloud.data if inventory.cloud else None
+    if cloud is not None and server.address == f"{cloud.host}:{cloud.port}":
+        return "cloud"
+    return None
+
+
+def _evaluate_haproxy(inventory: Inventory, outcomes, leader, gcp_active, timeout_s, c: _Collector) -> list[HAProxyRow]:
+    sources = sorted(k for k in outcomes if k == "haproxy" or k.startswith("haproxy:"))
+    write_name, read_name = inventory.haproxy.write_backend, inventory.haproxy.read_backend
+    rows: list[HAProxyRow] = []
+    for source in sources:
+        label = source.partition(":")[2] or "runtime API"
+        word, status, note = reachability(outcomes[source], f"HAProxy ({label})", timeout_s)
+        if status != Status.OK:
+            c.add("haproxy", status, note)
+            continue
+        servers: tuple[facts.HAProxyServer, ...] = outcomes[source].value
+        write = [s for s in servers if s.proxy == write_name]
+        read = [s for s in servers if s.proxy == read_name]
+        if not write:
+            proxies = ", ".join(sorted({s.proxy for s in servers})) or "none"
+            c.add("haproxy", Status.UNKNOWN, f"HAProxy ({label}) has no proxy named {write_name!r} (proxies: {proxies}); set haproxy.write_backend")
+        active_up = [s for s in write if s.up and not s.backup]
+        backup_up = [s for s in write if s.up and s.backup]
+        writers = active_up or backup_up
+        writer_keys = {(s.proxy, s.server) for s in writers}
+        bad: dict[tuple[str, str], tuple[Status, str]] = {}
+        if write and not writers:
+            c.add("haproxy", Status.CRITICAL, f"HAProxy ({label}): no write server is UP: writes have nowhere to go")
+        elif len(writers) > 1:
+            names = ", ".join(s.server for s in writers)
+            c.add("haproxy", Status.CRITICAL, f"HAProxy ({label}): {len(writers)} write servers UP ({names}): split brain risk")
+            for s in writers:
+                bad[(s.proxy, s.server)] = (Status.CRITICAL, "one of several write servers")
+        elif writers:
+            target = _server_node(writers[0], inventory) or writers[0].server
+            if writers[0].backup and not gcp_active:
+                c.add("haproxy", Status.CRITICAL, f"HAProxy ({label}) sends writes to the backup {target}, but no cloud promote was recorded")
+                bad[(writers[0].proxy, writers[0].server)] = (Status.CRITICAL, "backup taking writes")
+            elif leader and target != leader and not writers[0].backup:
+                c.add("haproxy", Status.CRITICAL, f"HAProxy ({label}) sends writes to {target}, but the primary is {leader}")
+                bad[(writers[0].proxy, writers[0].server)] = (Status.CRITICAL, f"not the primary ({leader})")
+        if active_up and backup_up:
+            names = ", ".join(s.server for s in backup_up)
+            c.add("haproxy", Status.WARNING, f"HAProxy ({label}): backup {names} is UP while a Mac takes writes: it would take writes in a failover")
+            for s in backup_up:
+                bad[(s.proxy, s.server)] = (Status.WARNING, "healthy backup: split-brain risk")
+        if read and not any(s.up for s in read):
+            c.add("haproxy", Status.WARNING, f"HAProxy ({label}): no read server is UP")
+        for s in (*write, *read):
+            row_status, row_note = bad.get((s.proxy, s.server), (Status.OK, ""))
+            if s.status.startswith(("MAINT", "DRAIN")):
+                row_status = Status.worst([row_status, Status.WARNING])
+                row_note = row_note or f"{s.status.lower()}"
+            rows.append(
+                HAProxyRow(
+                    source=label,
+                    proxy=s.proxy,
+                    server=s.server,
+                    node=_server_node(s, inventory),
+                    state=s.status,
+                    check=s.check_status,
+                    backup=s.backup,
+                    takes_writes=(s.proxy, s.server) in writer_keys,
+                    status=row_status,
+                    note=row_note,
+                )
+            )
+    return rows
+
+
+# --------------------------------------------------------------------------- nodes and summary
+
+
+def _nodes_up(inventory: Inventory, outcomes: Mapping[str, Outcome]) -> dict[str, bool]:
+    """A node is up when at least one of its services answered."""
+    up: dict[str, bool] = {}
+    for node in inventory.nodes:
+        mine = [o for name, o in outcomes.items() if name.partition(":")[2] == node.name]
+        if mine:
+            up[node.name] = any(o.ok for o in mine)
+    return up
+
+
+def _summary(status, problems, leader, timeline, replicas, redis_rows, sentinel_rows, haproxy_rows) -> str:
+    if problems:
+        shown = "; ".join(p.message for p in problems[:3])
+        more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+        return f"{len(problems)} problem{'s' if len(problems) != 1 else ''}: {shown}{more}"
+    parts = [f"PostgreSQL leader {leader or '?'} (timeline {timeline if timeline is not None else '?'})"]
+    sync = [r for r in replicas if r.sync_state in ("sync", "quorum")]
+    if sync:
+        r = sync[0]
+        parts.append(f"sync standby {r.node or r.name} lag {r.lag_s or 0:.3f} s/{r.replay_lag_bytes or 0} B")
+    masters = [r.node for r in redis_rows if r.role == "master"]
+    if masters:
+        replicas_up = sum(1 for r in redis_rows if r.role == "replica" and r.link == "up")
+        parts.append(f"Redis master {masters[0]}, {replicas_up} replica{'s' if replicas_up != 1 else ''} in sync")
+    if sentinel_rows:
+        agree = sum(1 for s in sentinel_rows if s.agrees)
+        parts.append(f"{agree}/{len(sentinel_rows)} Sentinels agree")
+    writers = sorted({h.node or h.server for h in haproxy_rows if h.takes_writes})
+    if writers:
+        parts.append(f"HAProxy writes -> {', '.join(writers)}")
+    return "; ".join(parts)

@@ -1,0 +1,451 @@
+"""Facts about replication: what to ask each service, and pure parsers of the answers.
+
+Each fact is a query (SQL text, a Redis command, an HTTP path, a runtime-API
+command) plus a parser from the raw answer to a frozen dataclass. Parsers never
+touch the network, so they are tested with small fixtures of real answers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+# --------------------------------------------------------------------------- Patroni REST
+
+PATRONI_NODE_PATH = "/patroni"
+PATRONI_CLUSTER_PATH = "/cluster"
+
+
+@dataclass(frozen=True)
+class PatroniMember:
+    """One member as the Patroni cluster view (GET /cluster) lists it."""
+
+    name: str
+    role: str  # leader, sync_standby, quorum_standby, replica, standby_leader
+    state: str  # running, streaming, stopped, crashed, starting, ...
+    host: str | None = None
+    port: int | None = None
+    timeline: int | None = None
+    lag_bytes: int | None = None  # Patroni's own lag estimate (None when "unknown")
+
+
+@dataclass(frozen=True)
+class PatroniCluster:
+    """A node's view of the whole cluster (GET /cluster)."""
+
+    members: tuple[PatroniMember, ...]
+    paused: bool = False
+
+    @property
+    def leader(self) -> str | None:
+        leaders = [m.name for m in self.members if m.role in ("leader", "standby_leader")]
+        return leaders[0] if len(leaders) == 1 else None
+
+    def member(self, name: str) -> PatroniMember | None:
+        return next((m for m in self.members if m.name == name), None)
+
+
+@dataclass(frozen=True)
+class PatroniNode:
+    """What one Patroni says about itself (GET /patroni)."""
+
+    name: str | None
+    scope: str | None
+    state: str  # running, stopped, crashed, starting, unknown, ...
+    role: str  # primary / replica (Patroni 4), master on older versions
+    timeline: int | None = None
+    server_version: int | None = None
+    paused: bool = False
+    cluster_unlocked: bool = False
+    sync_standby: bool = False
+    replication_state: str | None = None  # streaming / in archive recovery (replicas)
+    patroni_version: str | None = None
+
+
+def _int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_patroni_cluster(data: Mapping[str, Any]) -> PatroniCluster:
+    """GET /cluster JSON -> PatroniCluster."""
+    members = []
+    for raw in data.get("members") or ():
+        members.append(
+            PatroniMember(
+                name=str(raw.get("name", "")),
+                role=str(raw.get("role", "")),
+                state=str(raw.get("state", "")),
+                host=raw.get("host"),
+                port=_int(raw.get("port")),
+                timeline=_int(raw.get("timeline")),
+                lag_bytes=_int(raw.get("lag")),
+            )
+        )
+    return PatroniCluster(members=tuple(members), paused=bool(data.get("pause", False)))
+
+
+def parse_patroni_node(data: Mapping[str, Any]) -> PatroniNode:
+    """GET /patroni JSON -> PatroniNode."""
+    patroni = data.get("patroni") or {}
+    role = str(data.get("role", "unknown"))
+    return PatroniNode(
+        name=patroni.get("name"),
+        scope=patroni.get("scope"),
+        state=str(data.get("state", "unknown")),
+        role="primary" if role == "master" else role,
+        timeline=_int(data.get("timeline")),
+        server_version=_int(data.get("server_version")),
+        paused=bool(data.get("pause", False)),
+        cluster_unlocked=bool(data.get("cluster_unlocked", False)),
+        sync_standby=bool(data.get("sync_standby", False) or data.get("quorum_standby", False)),
+        replication_state=data.get("replication_state"),
+        patroni_version=patroni.get("version"),
+    )
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+# One row about the server itself. On a primary the timeline is the first 8 hex
+# digits of the current WAL file name; on a replica, the timeline its WAL receiver
+# streams (or, when not streaming, the last checkpoint's).
+PG_NODE_SQL = """
+SELECT pg_is_in_recovery() AS in_recovery,
+       CASE WHEN pg_is_in_recovery() THEN NULL
+            ELSE pg_walfile_name(pg_current_wal_lsn()) END AS current_walfile,
+       (SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1) AS receiver_timeline,
+       (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS receiver_status,
+       (SELECT sender_host || ':' || sender_port FROM pg_stat_wal_receiver LIMIT 1) AS receiver_sender,
+       (SELECT timeline_id FROM pg_control_checkpoint()) AS checkpoint_timeline,
+       CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text
+            ELSE pg_current_wal_lsn()::text END AS wal_lsn,
+       current_setting('synchronous_standby_names') AS synchronous_standby_names
+""".strip()
+
+# Per replica, on the primary. Lag times are NULL once a replica has caught up on an
+# idle primary; byte counts are measured against the primary's current WAL position.
+PG_REPLICATION_SQL = """
+SELECT application_name,
+       host(client_addr) AS client_addr,
+       state,
+       sync_state,
+       sync_priority,
+       EXTRACT(EPOCH FROM write_lag)::float8 AS write_lag_s,
+       EXTRACT(EPOCH FROM flush_lag)::float8 AS flush_lag_s,
+       EXTRACT(EPOCH FROM replay_lag)::float8 AS replay_lag_s,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), sent_lsn)::bigint AS sent_lag_bytes,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), write_lsn)::bigint AS write_lag_bytes,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), flush_lsn)::bigint AS flush_lag_bytes,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint AS replay_lag_bytes
+FROM pg_stat_replication
+ORDER BY application_name
+""".strip()
+
+
+@dataclass(frozen=True)
+class PgNode:
+    """One PostgreSQL server: primary or replica, its timeline, its WAL receiver."""
+
+    in_recovery: bool
+    timeline: int | None
+    wal_lsn: str | None = None  # current (primary) or last replayed (replica) position
+    receiver_status: str | None = None  # streaming, catchup, ... (replicas)
+    receiver_sender: str | None = None  # host:port the replica streams from
+    synchronous_standby_names: str = ""
+    replicas: tuple["PgReplica", ...] = ()  # pg_stat_replication, primaries only
+
+    @property
+    def role(self) -> str:
+        return "replica" if self.in_recovery else "primary"
+
+
+@dataclass(frozen=True)
+class PgReplica:
+    """One row of the primary's pg_stat_replication."""
+
+    application_name: str
+    client_addr: str | None
+    state: str  # streaming, catchup, startup, backup, stopping
+    sync_state: str  # sync, quorum, potential, async
+    sync_priority: int | None = None
+    write_lag_s: float | None = None
+    flush_lag_s: float | None = None
+    replay_lag_s: float | None = None
+    sent_lag_bytes: int | None = None
+    write_lag_bytes: int | None = None
+    flush_lag_bytes: int | None = None
+    replay_lag_bytes: int | None = None
+
+    @property
+    def synchronous(self) -> bool:
+        return self.sync_state in ("sync", "quorum")
+
+
+def timeline_of_walfile(name: str | None) -> int | None:
+    """``'000000030000000000000005'`` -> 3 (the first 8 hex digits are the timeline)."""
+    if not name or len(name) < 8:
+        return None
+    try:
+        return int(name[:8], 16)
+    except ValueError:
+        return None
+
+
+def parse_pg_node(rows: Sequence[Mapping[str, Any]], replication_rows: Sequence[Mapping[str, Any]] = ()) -> PgNode:
+    """PG_NODE_SQL's single row (+ PG_REPLICATION_SQL's rows on a primary) -> PgNode."""
+    if not rows:
+        raise ValueError("PostgreSQL returned no row for the node query")
+    row = rows[0]
+    in_recovery = bool(row["in_recovery"])
+    if in_recovery:
+        timeline = _int(row.get("receiver_timeline")) or _int(row.get("checkpoint_timeline"))
+    else:
+        timeline = timeline_of_walfile(row.get("current_walfile")) or _int(row.get("checkpoint_timeline"))
+    return PgNode(
+        in_recovery=in_recovery,
+        timeline=timeline,
+        wal_lsn=row.get("wal_lsn"),
+        receiver_status=row.get("receiver_status"),
+        receiver_sender=row.get("receiver_sender"),
+        synchronous_standby_names=row.get("synchronous_standby_names") or "",
+        replicas=parse_pg_replication(replication_rows),
+    )
+
+
+def parse_pg_replication(rows: Sequence[Mapping[str, Any]]) -> tuple[PgReplica, ...]:
+    """PG_REPLICATION_SQL rows -> PgReplica per replica."""
+    return tuple(
+        PgReplica(
+            application_name=str(row.get("application_name") or ""),
+            client_addr=row.get("client_addr"),
+            state=str(row.get("state") or ""),
+            sync_state=str(row.get("sync_state") or ""),
+            sync_priority=_int(row.get("sync_priority")),
+            write_lag_s=_float(row.get("write_lag_s")),
+            flush_lag_s=_float(row.get("flush_lag_s")),
+            replay_lag_s=_float(row.get("replay_lag_s")),
+            sent_lag_bytes=_int(row.get("sent_lag_bytes")),
+            write_lag_bytes=_int(row.get("write_lag_bytes")),
+            flush_lag_bytes=_int(row.get("flush_lag_bytes")),
+            replay_lag_bytes=_int(row.get("replay_lag_bytes")),
+        )
+        for row in rows
+    )
+
+
+def lsn_to_int(lsn: str | None) -> int | None:
+    """A pg_lsn text (``'16/B374D848'``) as a byte position; None for None or garbage."""
+    if not lsn or "/" not in str(lsn):
+        return None
+    high, _, low = str(lsn).partition("/")
+    try:
+        return (int(high, 16) << 32) + int(low, 16)
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------- Redis
+
+REDIS_INFO_COMMAND = ("INFO", "replication")
+
+
+@dataclass(frozen=True)
+class RedisReplicaLink:
+    """A replica as its master lists it (``slaveN:ip=...,port=...,state=...,offset=...,lag=...``)."""
+
+    host: str
+    port: int | None
+    state: str  # online, wait_bgsave, send_bulk
+    offset: int | None
+    lag_s: int | None  # seconds since the replica's last ack
+
+
+@dataclass(frozen=True)
+class RedisReplication:
+    """INFO replication of one Redis server."""
+
+    role: str  # master / replica
+    master_repl_offset: int | None = None
+    connected_replicas: tuple[RedisReplicaLink, ...] = ()
+    master_host: str | None = None  # replicas only, from here on
+    master_port: int | None = None
+    master_link_status: str | None = None  # up / down
+    master_last_io_s: int | None = None
+    master_sync_in_progress: bool = False
+    replica_repl_offset: int | None = None
+    master_link_down_since_s: int | None = None
+
+
+def parse_info_text(text: str) -> dict[str, str]:
+    """Redis INFO text (``key:value`` lines, ``# Section`` headers) -> dict of strings."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or ":" not in line:
+            continue
+        key, _, value = line.partition(":")
+        out[key] = value
+    return out
+
+
+def parse_redis_replication(text: str) -> RedisReplication:
+    """INFO replication text -> RedisReplication."""
+    info = parse_info_text(text)
+    role = info.get("role", "unknown")
+    role = "replica" if role == "slave" else role
+    links = []
+    for key in sorted((k for k in info if k.startswith("slave") and k[5:].isdigit()), key=lambda k: int(k[5:])):
+        fields = dict(item.partition("=")[::2] for item in info[key].split(","))
+        links.append(
+            RedisReplicaLink(
+                host=fields.get("ip", ""),
+                port=_int(fields.get("port")),
+                state=fields.get("state", ""),
+                offset=_int(fields.get("offset")),
+                lag_s=_int(fields.get("lag")),
+            )
+        )
+    return RedisReplication(
+        role=role,
+        master_repl_offset=_int(info.get("master_repl_offset")),
+        connected_replicas=tuple(links),
+        master_host=info.get("master_host"),
+        master_port=_int(info.get("master_port")),
+        master_link_status=info.get("master_link_status"),
+        master_last_io_s=_int(info.get("master_last_io_seconds_ago")),
+        master_sync_in_progress=info.get("master_sync_in_progress") == "1",
+        replica_repl_offset=_int(info.get("slave_repl_offset")),
+        master_link_down_since_s=_int(info.get("master_link_down_since_seconds")),
+    )
+
+
+# --------------------------------------------------------------------------- Sentinel
+
+
+def sentinel_commands(master_name: str) -> list[tuple[str, ...]]:
+    """What each Sentinel is asked: its master's address, the quorum check, the master's record."""
+    return [
+        ("SENTINEL", "get-master-addr-by-name", master_name),
+        ("SENTINEL", "ckquorum", master_name),
+        ("SENTINEL", "master", master_name),
+    ]
+
+
+@dataclass(frozen=True)
+class SentinelView:
+    """One Sentinel's opinion about the monitored master."""
+
+    master_host: str | None
+    master_port: int | None
+    quorum_ok: bool | None  # None when CKQUORUM was not answered
+    quorum_message: str = ""
+    other_sentinels: int | None = None
+    known_replicas: int | None = None
+    flags: tuple[str, ...] = ()
+    quorum: int | None = None
+
+    @property
+    def master(self) -> str | None:
+        return f"{self.master_host}:{self.master_port}" if self.master_host else None
+
+
+def parse_sentinel(addr_reply: Any, ckquorum_reply: Any, master_reply: Any) -> SentinelView:
+    """The three replies of :func:`sentinel_commands` -> SentinelView.
+
+    An error reply (an exception object, e.g. ``NOQUORUM ...`` or ``No such master``)
+    is accepted in any slot.
+    """
+    host = port = None
+    if isinstance(addr_reply, (list, tuple)) and len(addr_reply) == 2:
+        host, port = str(addr_reply[0]), _int(addr_reply[1])
+    if isinstance(ckquorum_reply, BaseException):
+        quorum_ok, message = False, getattr(ckquorum_reply, "reply", None) or str(ckquorum_reply)
+    elif ckquorum_reply is None:
+        quorum_ok, message = None, ""
+    else:
+        text = ckquorum_reply.decode() if isinstance(ckquorum_reply, bytes) else str(ckquorum_reply)
+        quorum_ok, message = text.upper().startswith("OK"), text
+    record: dict[str, str] = {}
+    if isinstance(master_reply, (list, tuple)):
+        items = list(master_reply)
+        record = {str(items[i]): str(items[i + 1]) for i in range(0, len(items) - 1, 2)}
+    elif isinstance(master_reply, dict):
+        record = {str(k): str(v) for k, v in master_reply.items()}
+    flags = tuple(f for f in record.get("flags", "").split(",") if f)
+    return SentinelView(
+        master_host=host,
+        master_port=port,
+        quorum_ok=quorum_ok,
+        quorum_message=message.strip(),
+        other_sentinels=_int(record.get("num-other-sentinels")),
+        known_replicas=_int(record.get("num-slaves")),
+        flags=flags,
+        quorum=_int(record.get("quorum")),
+    )
+
+
+# --------------------------------------------------------------------------- HAProxy
+
+HAPROXY_STAT_COMMAND = "show stat"
+HAPROXY_STATS_CSV_PATH = "/;csv"
+
+
+@dataclass(frozen=True)
+class HAProxyServer:
+    """One server line of ``show stat`` (the CSV the stats page also exports)."""
+
+    proxy: str
+    server: str
+    status: str  # UP, DOWN, UP 1/2, DOWN 1/3, NOLB, MAINT, DRAIN, no check
+    check_status: str = ""  # L7OK, L7STS, L4CON, L4TOUT, ...
+    address: str | None = None  # "127.0.0.1:25000" (HAProxy >= 1.9)
+    backup: bool = False
+    weight: int | None = None
+    last_change_s: int | None = None
+
+    @property
+    def up(self) -> bool:
+        """Taking traffic: UP (also while going down, "UP 1/3"); not NOLB, DRAIN or MAINT."""
+        return self.status.split(" ", 1)[0] == "UP"
+
+
+def parse_haproxy_stat(text: str) -> tuple[HAProxyServer, ...]:
+    """``show stat`` CSV (header line ``# pxname,svname,...``) -> one HAProxyServer per server."""
+    lines = text.lstrip().splitlines()
+    if not lines or not lines[0].startswith("#"):
+        raise ValueError("not HAProxy 'show stat' CSV (no '# pxname,...' header)")
+    header = lines[0].lstrip("# ").strip()
+    reader = csv.DictReader(io.StringIO("\n".join([header, *lines[1:]])))
+    servers = []
+    for row in reader:
+        name = row.get("svname") or ""
+        if not name or name in ("FRONTEND", "BACKEND"):
+            continue
+        servers.append(
+            HAProxyServer(
+                proxy=row.get("pxname") or "",
+                server=name,
+                status=(row.get("status") or "").strip(),
+                check_status=(row.get("check_status") or "").strip(),
+                address=(row.get("addr") or "").strip() or None,
+                backup=(row.get("bck") or "0").strip() == "1",
+                weight=_int(row.get("weight")),
+                last_change_s=_int(row.get("lastchg")),
+            )
+        )
+    return tuple(servers)

@@ -1,0 +1,139 @@
+"""The probes of one replication check, built from the inventory.
+
+A probe is a callable taking the absolute deadline and returning one fact (see
+:mod:`prontuario_cli.replication.facts`). Probe names say what and where, and are
+what the evaluator looks results up by::
+
+    patroni:<node>   postgres:<node>   postgres:cloud   redis:<node>
+    sentinel:<node>  haproxy  (the runtime API)   haproxy:<node>  (a stats page)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+from prontuario_cli.inventory import Inventory, Node
+from prontuario_cli.replication import facts
+
+Probe = Callable[[float], object]
+
+
+def haproxy_socket(inventory: Inventory) -> str | None:
+    """The runtime API address: ``haproxy.socket``, else ``<lab.dir>/haproxy.sock`` in a lab."""
+    if inventory.haproxy.socket:
+        socket = inventory.haproxy.socket
+        return os.path.expanduser(socket) if socket.startswith("~") else socket
+    if inventory.lab is not None:
+        return str(Path(inventory.lab.dir) / "haproxy.sock")
+    return None
+
+
+def build_probes(inventory: Inventory) -> dict[str, Probe]:
+    """Every probe the inventory calls for; secrets are read here, before any clock starts."""
+    from prontuario_cli.secrets import read_secret
+
+    secrets = inventory.secrets
+    pg_password = read_secret(secrets.postgres_password, "postgres_password") if secrets.postgres_password else None
+    redis_password = read_secret(secrets.redis_password, "redis_password") if secrets.redis_password else None
+    probes: dict[str, Probe] = {}
+    for node in inventory.nodes:
+        ports = node.ports
+        if ports.patroni:
+            probes[f"patroni:{node.name}"] = _patroni_probe(node)
+        if ports.postgresql:
+            probes[f"postgres:{node.name}"] = _postgres_probe(
+                node.address, ports.postgresql, inventory.cluster.postgres_user, inventory.cluster.database, pg_password
+            )
+        if ports.redis:
+            probes[f"redis:{node.name}"] = _redis_probe(node.address, ports.redis, redis_password)
+        if ports.sentinel:
+            probes[f"sentinel:{node.name}"] = _sentinel_probe(node.address, ports.sentinel, inventory.cluster.redis_master)
+    cloud = inventory.cloud.data if inventory.cloud else None
+    if cloud is not None:
+        cloud_password = read_secret(cloud.password, "cloud.data.password") if cloud.password else None
+        probes["postgres:cloud"] = _postgres_probe(cloud.host, cloud.port, cloud.user, cloud.database, cloud_password, primary_queries=False)
+    socket = haproxy_socket(inventory)
+    if socket:
+        probes["haproxy"] = _haproxy_socket_probe(socket)
+    else:
+        for node in inventory.nodes:
+            if node.ports.haproxy_stats:
+                probes[f"haproxy:{node.name}"] = _haproxy_stats_probe(node)
+    return probes
+
+
+def _patroni_probe(node: Node) -> Probe:
+    base = f"http://{_host(node.address)}:{node.ports.patroni}"
+
+    def probe(deadline: float):
+        from prontuario_cli.connect.http import get_json
+
+        _, own = get_json(base + facts.PATRONI_NODE_PATH, deadline, accept_status=(503,))
+        _, cluster = get_json(base + facts.PATRONI_CLUSTER_PATH, deadline, accept_status=(503,))
+        return facts.parse_patroni_node(own), facts.parse_patroni_cluster(cluster)
+
+    return probe
+
+
+def _postgres_probe(host: str, port: int, user: str, dbname: str, password: str | None, primary_queries: bool = True) -> Probe:
+    def probe(deadline: float):
+        from prontuario_cli.connect.postgres import PgTarget, session
+
+        target = PgTarget(host=host, port=port, user=user, dbname=dbname, password=password, application_name="prontuario-replication")
+        with session(target, deadline) as pg:
+            node_rows = pg.execute(facts.PG_NODE_SQL)
+            replication_rows = []
+            if primary_queries and node_rows and not node_rows[0]["in_recovery"]:
+                replication_rows = pg.execute(facts.PG_REPLICATION_SQL)
+        return facts.parse_pg_node(node_rows, replication_rows)
+
+    return probe
+
+
+def _redis_probe(host: str, port: int, password: str | None) -> Probe:
+    def probe(deadline: float):
+        from prontuario_cli.connect.redis import RedisTarget, commands
+
+        (reply,) = commands(RedisTarget(host, port, password), [facts.REDIS_INFO_COMMAND], deadline)
+        if isinstance(reply, BaseException):
+            raise reply
+        return facts.parse_redis_replication(reply)
+
+    return probe
+
+
+def _sentinel_probe(host: str, port: int, master_name: str) -> Probe:
+    def probe(deadline: float):
+        from prontuario_cli.connect.redis import RedisTarget, commands
+
+        # Sentinel's own authentication is separate from the data password; none is used here.
+        replies = commands(RedisTarget(host, port, None, kind="Sentinel"), facts.sentinel_commands(master_name), deadline)
+        return facts.parse_sentinel(*replies)
+
+    return probe
+
+
+def _haproxy_socket_probe(path: str) -> Probe:
+    def probe(deadline: float):
+        from prontuario_cli.connect.haproxy import runtime_command
+
+        return facts.parse_haproxy_stat(runtime_command(path, facts.HAPROXY_STAT_COMMAND, deadline))
+
+    return probe
+
+
+def _haproxy_stats_probe(node: Node) -> Probe:
+    url = f"http://{_host(node.address)}:{node.ports.haproxy_stats}{facts.HAPROXY_STATS_CSV_PATH}"
+
+    def probe(deadline: float):
+        from prontuario_cli.connect.http import get_text
+
+        return facts.parse_haproxy_stat(get_text(url, deadline))
+
+    return probe
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address

@@ -1,0 +1,125 @@
+"""Drills against the real lab: failover in every mode, Redis, and the daily health drill.
+
+Each drill really fails the primary over (kill -9, SIGSTOP, ...) and must come back with
+0 acknowledged writes lost and the old primary rejoined as sync standby.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from prontuario_cli.errors import ExitCode
+from tests.helpers import run
+
+pytestmark = pytest.mark.lab
+
+
+def drill(lab, *args: str):
+    result = run("-i", str(lab.inventory_path), "drill", *args, "--yes", "--json")
+    assert result.out, result.err
+    return result, json.loads(result.out)
+
+
+def assert_consistent_failover(journal: dict) -> dict:
+    m = journal["measurements"]
+    steps = {s["name"]: s for s in journal["steps"]}
+    assert journal["verdict"] == "passed", (journal["reason"], m)
+    # RPO: every acknowledged write is on the new primary.
+    assert m["lost_acked_writes"] == 0 and m["rpo_s"] == 0
+    # The old primary came back and is the sync standby again.
+    assert m["rejoin_streaming_s"] > 0 and m["rejoin_sync_s"] >= m["rejoin_streaming_s"]
+    assert m["new_primary"] != m["old_primary"]
+    # The numbers agree with each other.
+    assert 0 < m["rto_s"] < 30
+    assert m["write_gap_s"] <= m["rto_s"] + 0.1
+    assert m["writes_acked"] > 0 and m["writes_unknown"] >= m["unknown_committed"]
+    if m["patroni_promotion_s"] is not None:
+        assert m["patroni_promotion_s"] <= m["rto_s"] + 1.0
+    rto_target = next(t for t in journal["targets"] if t["name"].startswith("RTO"))
+    assert rto_target["value"] == m["rto_s"] and rto_target["met"] is True
+    assert all(s["status"] == "ok" for s in journal["steps"]), [s for s in journal["steps"] if s["status"] != "ok"]
+    assert "fault: " + m["mode"] in steps
+    # The journal on disk is what was printed; the Markdown report sits beside it.
+    on_disk = json.loads(Path(journal["journal_path"]).read_text())
+    assert on_disk["run_id"] == journal["run_id"] and on_disk["measurements"]["rto_s"] == m["rto_s"]
+    assert Path(journal["report_path"]).read_text().startswith(f"# Drill failover ({m['mode']}): PASSED")
+    return m
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 3])
+def test_kill_failover_loses_no_acknowledged_write(lab, attempt):
+    result, journal = drill(lab, "failover", "--mode", "kill")
+    assert result.code == ExitCode.OK, result.err
+    m = assert_consistent_failover(journal)
+    assert m["haproxy_detection_s"] is not None
+
+
+@pytest.mark.parametrize("mode", ["switchover", "stop", "hang"])
+def test_other_failover_modes(lab, mode):
+    result, journal = drill(lab, "failover", "--mode", mode)
+    assert result.code == ExitCode.OK, result.err
+    assert_consistent_failover(journal)
+
+
+def test_redis_sentinel_failover(lab):
+    result, journal = drill(lab, "failover", "--service", "redis", "--mode", "kill")
+    assert result.code == ExitCode.OK, (journal["reason"], result.err)
+    m = journal["measurements"]
+    assert m["lost_acked_writes"] == 0 and m["new_master"] != m["old_master"]
+    assert 0 < m["rto_s"] < 30 and m["rejoin_s"] > 0
+
+
+def test_restore_primary_switches_back(lab):
+    from prontuario_cli.drill import cluster
+    from prontuario_cli.inventory import load_inventory
+
+    inventory = load_inventory(lab.inventory_path)
+    before = cluster.cluster_view(inventory).leader
+    result, journal = drill(lab, "failover", "--mode", "switchover", "--restore-primary")
+    assert result.code == ExitCode.OK, journal["reason"]
+    assert cluster.cluster_view(inventory).leader == before
+    assert cluster.sync_standby(cluster.cluster_view(inventory)) == journal["measurements"]["new_primary"]
+
+
+def test_health_drill_has_zero_downtime(lab):
+    result, journal = drill(lab, "health")
+    assert result.code == ExitCode.OK, (journal["reason"], result.err)
+    m = journal["measurements"]
+    assert m["writes_not_acked"] == 0 and m["reads_failed"] == 0
+    assert 0 < m["haproxy_down_s"] <= m["down_budget_s"] and 0 < m["haproxy_up_s"] <= m["up_budget_s"]
+
+
+def test_drill_refuses_when_preconditions_fail(lab):
+    """A paused Patroni cluster: the drill aborts before touching anything (exit 12)."""
+    from prontuario_cli.drill import cluster
+    from prontuario_cli.inventory import load_inventory
+
+    inventory = load_inventory(lab.inventory_path)
+    node = inventory.macs[0]
+    import httpx
+
+    url = f"http://{node.address}:{node.ports.patroni}/config"
+    httpx.patch(url, json={"pause": True}, timeout=5).raise_for_status()
+    try:
+        cluster.wait_for("paused", lambda: cluster.cluster_view(inventory).paused, 15)
+        leader = cluster.cluster_view(inventory).leader
+        result, journal = drill(lab, "failover", "--mode", "kill")
+        assert result.code == ExitCode.ABORTED and journal["verdict"] == "aborted"
+        assert "paused" in journal["reason"]
+        assert cluster.cluster_view(inventory).leader == leader  # nothing was changed
+    finally:
+        httpx.patch(url, json={"pause": False}, timeout=5).raise_for_status()
+        cluster.wait_for("resumed", lambda: not cluster.cluster_view(inventory).paused, 15)
+
+
+@pytest.mark.slow
+def test_ten_kill_failovers_in_a_row(lab):
+    rtos = []
+    for _ in range(10):
+        result, journal = drill(lab, "failover", "--mode", "kill")
+        assert result.code == ExitCode.OK, journal["reason"]
+        rtos.append(assert_consistent_failover(journal)["rto_s"])
+    assert len(rtos) == 10

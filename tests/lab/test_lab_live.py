@@ -1,0 +1,249 @@
+"""The real lab: PostgreSQL under Patroni, etcd, HAProxy, Redis + Sentinel, the cloud stand-in.
+
+Every wait is "within N seconds"; nothing asserts on timing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import time
+
+import pytest
+
+from prontuario_cli.errors import ProntuarioError
+from prontuario_cli.lab import health
+from prontuario_cli.lab.procs import alive, processes_under
+from tests.helpers import run
+
+pytestmark = pytest.mark.lab
+
+
+def within(seconds: float, probe, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"{what} not reached within {seconds} s")
+
+
+def test_up_reaches_healthy_with_every_component_alive(lab):
+    status = lab.status()
+    bad = [(c.name, c.detail) for c in status.components if not (c.alive and c.healthy)]
+    assert not bad, bad
+    roles = {c.name: c.role for c in status.components}
+    assert sorted([roles["postgres-mac-studio-1"], roles["postgres-mac-studio-2"]]) == ["primary", "replica"]
+    assert roles["cloudsql-replica"] == "replica"
+
+
+def test_the_lab_inventory_passes_inventory_check(lab):
+    result = run("-i", str(lab.inventory_path), "inventory", "check", "--json")
+    assert result.code == 0, result.err
+    assert result.json()["valid"] is True
+
+
+def test_status_json_parses_and_lists_every_component(lab):
+    result = run("lab", "status", "--dir", str(lab.dir), "--json")
+    assert result.code == 0, result.err
+    data = result.json()
+    assert data["healthy"] is True
+    names = {c["name"] for c in data["components"]}
+    assert names == set(lab.components())
+    for component in data["components"]:
+        assert component["alive"] is True and isinstance(component["pid"], int)
+
+
+def test_up_twice_is_idempotent(lab):
+    before = {name: lab.pid(name) for name in lab.components()}
+    result = run("lab", "up", "--dir", str(lab.dir), "--json")
+    assert result.code == 0, result.err
+    data = result.json()
+    assert data["started"] == [] and data["fresh"] is False
+    assert {name: lab.pid(name) for name in lab.components()} == before
+
+
+def test_writes_go_through_haproxy_to_the_primary_and_reach_the_sync_standby(lab):
+    spec = lab.spec
+    assert health.pg_in_recovery(spec.haproxy_write_port) is False
+    assert health.pg_query(spec.haproxy_write_port, "SELECT current_database()", dbname=spec.database) == (spec.database,)
+    row = health.pg_query(spec.haproxy_write_port, "SELECT sync_state FROM pg_stat_replication WHERE sync_state = 'sync'")
+    assert row == ("sync",)
+    # The backup (cloud) server is DOWN while the stand-in is still a replica.
+    servers = health.haproxy_servers(spec.haproxy_socket)
+    assert servers[("write", "cloudsql")].startswith("DOWN")
+
+
+def test_sentinels_agree_on_the_redis_primary(lab):
+    spec = lab.spec
+    masters = set()
+    for node in ("mac-studio-1", "mac-studio-2", "witness"):
+        port = spec.node_ports(node).sentinel
+        assert health.sentinel_ready(port, spec.redis_master)
+        masters.add(tuple(health.redis_call(port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", spec.redis_master)))
+    # One master for all three (which Mac holds it depends on the drills run before).
+    redis_ports = {str(spec.node_ports(mac).redis) for mac in ("mac-studio-1", "mac-studio-2")}
+    assert len(masters) == 1 and masters.pop()[1] in redis_ports
+
+
+def test_logs_prints_the_end_of_a_log(lab):
+    result = run("lab", "logs", "haproxy", "--dir", str(lab.dir), "--lines", "5")
+    assert result.code == 0, result.err
+    assert 0 < len(result.out.splitlines()) <= 5
+    assert str(lab.log("haproxy")) in result.err
+    assert run("lab", "logs", "no-such-thing", "--dir", str(lab.dir)).code == 64
+
+
+def test_down_purge_without_yes_refuses_and_stops_nothing(lab):
+    before = lab.pid("etcd-witness")
+    result = run("lab", "down", "--dir", str(lab.dir), "--purge")
+    assert result.code == 64 and "needs confirmation" in result.err
+    assert lab.pid("etcd-witness") == before and alive(before)
+
+
+def test_standin_api_answers_like_cloud_sql(lab):
+    spec = lab.spec
+    base = f"http://127.0.0.1:{spec.standin_api_port}/v1/projects/{spec.project}"
+    for name in (spec.sql_instance, spec.drill_instance):
+        data = health.http_json(f"{base}/instances/{name}")
+        assert data["name"] == name and data["state"] == "RUNNABLE"
+        assert data["instanceType"] == "READ_REPLICA_INSTANCE" and data["databaseVersion"] == "POSTGRES_15"
+        assert "masterInstanceName" in data and data["ipAddresses"]
+    status, body = health.http_get(f"{base}/instances/nope")
+    assert status == 404 and json.loads(body)["error"]["status"] == "NOT_FOUND"
+    status, body = health.http_get(f"{base}/operations/0000")
+    assert status == 404 and json.loads(body)["error"]["code"] == 404
+
+
+def test_standin_faults_are_injected_and_counted(lab):
+    spec = lab.spec
+    api = f"http://127.0.0.1:{spec.standin_api_port}"
+    url = f"{api}/v1/projects/{spec.project}/instances/{spec.sql_instance}"
+    status, _ = health.http_request("POST", f"{api}/_standin/fault", {"status": 403, "count": 2})
+    assert status == 200
+    try:
+        assert health.http_get(url)[0] == 403
+        status, body = health.http_get(url)
+        assert status == 403 and json.loads(body)["error"]["status"] == "PERMISSION_DENIED"
+        assert health.http_get(url)[0] == 200, "the fault must stop after count requests"
+        assert health.http_get(f"{api}/health")[0] == 503, "faults never touch the HAProxy check"
+    finally:
+        health.http_request("DELETE", f"{api}/_standin/fault")
+
+
+def test_promote_replica_really_promotes_then_rebuild_restores_the_replica(lab):
+    spec = lab.spec
+    api = f"http://127.0.0.1:{spec.standin_api_port}"
+    base = f"{api}/v1/projects/{spec.project}"
+    status, body = health.http_request("POST", f"{base}/instances/{spec.drill_instance}/promoteReplica", timeout_s=5)
+    assert status == 200, body
+    op = json.loads(body)
+    assert op["kind"] == "sql#operation" and op["operationType"] == "PROMOTE_REPLICA" and op["status"] in ("PENDING", "RUNNING")
+    assert op["targetId"] == spec.drill_instance and op["selfLink"].endswith(f"/operations/{op['name']}")
+    try:
+        done = within(60, lambda: (health.http_json(f"{base}/operations/{op['name']}") or {}).get("status") == "DONE", "operation DONE")
+        assert done
+        final = health.http_json(f"{base}/operations/{op['name']}")
+        assert "error" not in final, final
+        assert health.pg_in_recovery(spec.standin_pg_port) is False
+        assert health.http_status(f"{api}/health") == 200
+        assert health.http_json(f"{base}/instances/{spec.drill_instance}")["instanceType"] == "CLOUD_SQL_INSTANCE"
+        status, body = health.http_request("POST", f"{base}/instances/{spec.drill_instance}/promoteReplica")
+        assert status == 400 and json.loads(body)["error"]["code"] == 400
+        # HAProxy marks the backup UP only now, after the real promotion; the primary still takes writes.
+        within(30, lambda: health.haproxy_servers(spec.haproxy_socket).get(("write", "cloudsql"), "").startswith("UP"), "backup UP")
+        assert health.pg_in_recovery(spec.haproxy_write_port) is False
+    finally:
+        lab.rebuild_standin()
+    within(60, lambda: health.standin_streaming(spec.standin_pg_port), "stand-in streaming again")
+    assert health.http_status(f"{api}/health") == 503
+
+
+def test_kill_node_fails_over_and_start_brings_it_back(lab):
+    spec = lab.spec
+    old = next(n for n in ("mac-studio-1", "mac-studio-2") if health.pg_in_recovery(spec.node_ports(n).postgresql) is False)
+    new = "mac-studio-2" if old == "mac-studio-1" else "mac-studio-1"
+    killed = lab.kill_node(old, signal.SIGKILL)
+    assert len(killed) == 2
+    within(10, lambda: not any(alive(p) for p in killed), "killed node gone")
+    within(90, lambda: health.pg_in_recovery(spec.node_ports(new).postgresql) is False, f"{new} promoted")
+    lab.start(f"patroni-{old}")
+    within(120, lambda: health.http_status(f"http://127.0.0.1:{spec.node_ports(old).patroni}/sync") == 200, f"{old} back as sync standby")
+    within(60, lambda: lab.status().healthy, "lab healthy again")
+
+
+def test_down_stops_every_recorded_pid_and_up_restarts_on_the_kept_data(lab):
+    pids = {name: lab.pid(name) for name in lab.components()}
+    assert all(pids.values()), pids
+    report = lab.down()
+    assert report.left_running == ()
+    assert [name for name, pid in pids.items() if alive(pid)] == []
+    assert processes_under(lab.dir) == []
+    assert run("lab", "status", "--dir", str(lab.dir), "--json").code == 2
+    report = lab.up()
+    assert report.fresh is False and report.status.healthy
+    assert health.pg_query(lab.spec.haproxy_write_port, "SELECT 1", dbname=lab.spec.database) == (1,)
+
+
+# --------------------------------------------------------------------------- start failures
+
+
+@pytest.fixture()
+def scratch_lab():
+    """A second, separate lab directory (its own base port) for start-failure tests."""
+    from prontuario_cli.lab import Lab
+    from tests.conftest import lab_prerequisites_missing
+
+    reason = lab_prerequisites_missing()
+    if reason:
+        pytest.skip(reason)
+    path = "/tmp/prontuario-test-lab-25200"
+    shutil.rmtree(path, ignore_errors=True)
+    labs = []
+
+    def make(**kw):
+        instance = Lab(path, base_port=25200, say=lambda text: None, **kw)
+        labs.append(instance)
+        return instance
+
+    yield make
+    for instance in labs:
+        instance.down(purge=True)
+    shutil.rmtree(path, ignore_errors=True)
+    assert processes_under_path(path) == []
+
+
+def processes_under_path(path):
+    from pathlib import Path
+
+    return processes_under(Path(path)) if Path(path).exists() else []
+
+
+def test_a_bad_binary_is_named_with_its_log(scratch_lab):
+    import dataclasses
+
+    from prontuario_cli.lab.spec import Binaries
+
+    bad = scratch_lab(binaries=dataclasses.replace(Binaries.default(), etcd="/nonexistent/etcd"))
+    with pytest.raises(ProntuarioError) as caught:
+        bad.up()
+    message = caught.value.one_line()
+    assert "etcd-mac-studio-1" in message and str(bad.spec.log_dir / "etcd-mac-studio-1.log") in message
+
+
+def test_an_occupied_port_is_named_with_the_component_and_its_log(scratch_lab):
+    instance = scratch_lab()
+    port = instance.spec.node_ports("mac-studio-1").etcd_client
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen(1)
+        with pytest.raises(ProntuarioError) as caught:
+            instance.up()
+    message = caught.value.one_line()
+    assert "etcd-mac-studio-1" in message
+    assert str(instance.spec.log_dir / "etcd-mac-studio-1.log") in message
+    assert int(caught.value.exit_code) in (20, 69)

@@ -1,0 +1,195 @@
+"""The lab's pure parts: ports, rendered configs, the lab inventory, /proc parsing, the stand-in's errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from prontuario_cli.inventory import parse_inventory
+from prontuario_cli.lab import config
+from prontuario_cli.lab.components import component_names, components
+from prontuario_cli.lab.spec import MACS, NODE_NAMES, PROFILES, LabSpec
+
+
+def all_ports(spec: LabSpec) -> list[int]:
+    ports = []
+    for node in NODE_NAMES:
+        ports += [v for v in dataclasses.asdict(spec.node_ports(node)).values() if v is not None]
+    ports += [spec.haproxy_write_port, spec.haproxy_read_port, spec.haproxy_stats_port, spec.standin_pg_port, spec.standin_api_port]
+    return ports
+
+
+def test_every_port_is_distinct_and_derived_from_the_base_port():
+    a, b = LabSpec(dir="/x", base_port=15000), LabSpec(dir="/y", base_port=16000)
+    assert len(set(all_ports(a))) == len(all_ports(a)) == 20
+    assert not set(all_ports(a)) & set(all_ports(b)), "two labs on different base ports must not share a port"
+    assert all(15000 <= p < 15100 for p in all_ports(a))
+
+
+def test_unknown_profile_and_bad_base_port_are_config_errors():
+    from prontuario_cli.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        LabSpec(dir="/x", profile="turbo")
+    with pytest.raises(ConfigError):
+        LabSpec(dir="/x", base_port=80)
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_lab_inventory_validates_and_carries_the_profile(profile):
+    spec = LabSpec(dir="/srv/lab", profile=profile, base_port=15500)
+    inv = parse_inventory(config.cluster_yaml(spec), "lab/cluster.yaml")
+    t = PROFILES[profile]
+    assert [n.name for n in inv.nodes] == list(NODE_NAMES)
+    assert inv.primary.name == "mac-studio-1" and not inv.warnings
+    assert (inv.health_checks.interval_s, inv.health_checks.timeout_s, inv.health_checks.fall, inv.health_checks.rise) == (
+        t.inter_s, t.timeout_s, t.fall, t.rise,
+    )  # fmt: skip
+    assert inv.health_checks.fastinter_s == t.fastinter_s
+    assert inv.cloud.api_base_url == f"http://127.0.0.1:{spec.standin_api_port}"
+    assert inv.cloud.haproxy_backup_port == spec.standin_api_port
+    assert inv.cloud.data.port == spec.standin_pg_port
+    assert inv.lab.dir == "/srv/lab"
+    assert inv.paths.state_dir.startswith("/srv/lab/")
+    assert inv.node("mac-studio-1").ports.haproxy_write == spec.haproxy_write_port
+
+
+def test_seed_profile_meets_the_brief_and_patroni_rule():
+    seed = PROFILES["seed"]
+    assert (seed.inter_s, seed.timeout_s, seed.fall, seed.rise) == (5.0, 2.0, 3, 2)
+    for profile in PROFILES.values():
+        assert profile.ttl >= 20, "Patroni 4.1.5 raises ttl below 20 s anyway"
+        assert profile.loop_wait + 2 * profile.retry_timeout <= profile.ttl
+
+
+def test_patroni_config_has_the_safety_settings():
+    spec = LabSpec(dir="/srv/lab")
+    cfg = config.patroni_config(spec, "mac-studio-2")
+    dcs = cfg["bootstrap"]["dcs"]
+    assert dcs["synchronous_mode"] is True
+    assert dcs["postgresql"]["use_pg_rewind"] and dcs["postgresql"]["use_slots"]
+    assert dcs["postgresql"]["parameters"]["wal_log_hints"] == "on"
+    assert cfg["restapi"]["listen"].startswith("127.0.0.1:")
+    assert cfg["postgresql"]["parameters"]["unix_socket_directories"] == str(spec.pg_socket_dir("mac-studio-2"))
+    assert cfg["etcd3"]["hosts"] == spec.etcd_hosts
+    yaml.safe_load(config.patroni_yaml(spec, "mac-studio-2"))
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_haproxy_config_is_valid_and_routes_by_patroni(tmp_path, profile):
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if not os.path.exists(haproxy):
+        pytest.skip("haproxy is not installed")
+    spec = LabSpec(dir=str(tmp_path), profile=profile)
+    text = config.haproxy_cfg(spec)
+    for needle in (
+        "option httpchk",
+        "http-check send meth GET uri /primary",
+        "http-check send meth GET uri /replica",
+        "on-marked-down shutdown-sessions",
+        "on-marked-up shutdown-backup-sessions",
+        "option redispatch",
+        f"stats socket {spec.haproxy_socket} mode 600 level admin",
+        f"backup check port {spec.standin_api_port}",
+    ):
+        assert needle in text
+    for node in MACS:
+        assert f"check port {spec.node_ports(node).patroni}" in text
+    if profile == "fast":
+        assert "fastinter 500ms" in text and "downinter 1s" in text
+    else:
+        assert "inter 5s" in text and "fall 3" in text and "rise 2" in text and "timeout check 2s" in text
+    (tmp_path / "haproxy").mkdir()
+    (tmp_path / "haproxy" / "haproxy.cfg").write_text(text)
+    result = subprocess.run(config.haproxy_argv(spec, check_only=True), capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_redis_and_sentinel_configs():
+    spec = LabSpec(dir="/srv/lab", profile="fast")
+    primary = spec.node_ports("mac-studio-1").redis
+    assert "replicaof" not in config.redis_conf(spec, "mac-studio-1")
+    assert f"replicaof 127.0.0.1 {primary}" in config.redis_conf(spec, "mac-studio-2")
+    assert "repl-diskless-sync-delay 0" in config.redis_conf(spec, "mac-studio-2")
+    sentinel = config.sentinel_conf(spec, "witness")
+    assert f"sentinel monitor prontuario 127.0.0.1 {primary} 2" in sentinel
+    assert "down-after-milliseconds prontuario 2000" in sentinel
+
+
+def test_standin_follows_through_the_haproxy_write_port():
+    spec = LabSpec(dir="/srv/lab")
+    conf = config.standin_pg_conf(spec)
+    assert f"port={spec.haproxy_write_port}" in conf and "recovery_target_timeline = 'latest'" in conf
+    assert f"port = {spec.standin_pg_port}" in conf
+
+
+def test_component_names_are_stable_and_complete():
+    names = component_names()
+    assert names[:3] == ["etcd-mac-studio-1", "etcd-mac-studio-2", "etcd-witness"]
+    for name in ("patroni-mac-studio-1", "postgres-mac-studio-2", "haproxy", "cloudsql-replica", "cloudsql-api", "sentinel-witness"):
+        assert name in names
+    spec = LabSpec(dir="/srv/lab")
+    for comp in components(spec).values():
+        if comp.proc is not None:
+            assert comp.proc.log.parent == spec.log_dir and comp.proc.pidfile.parent == spec.run_dir
+            assert comp.proc.markers, comp.name
+
+
+def test_spec_round_trips_through_json(tmp_path):
+    from prontuario_cli.lab.spec import load_spec
+
+    spec = LabSpec(dir=str(tmp_path), profile="fast", base_port=18000)
+    spec.save()
+    assert load_spec(tmp_path) == spec
+    assert load_spec(tmp_path / "nothing") is None
+
+
+def test_proc_state_treats_zombies_and_missing_pids_as_dead():
+    from prontuario_cli.lab.procs import alive, proc_state
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    # Wait (bounded) for the child to exit without reaping it: it is then a zombie.
+    for _ in range(200):
+        if proc_state(child.pid) == "Z":
+            break
+        import time
+
+        time.sleep(0.02)
+    assert proc_state(child.pid) in ("Z", None)
+    assert not alive(child.pid)
+    assert proc_state(os.getpid()) in ("R", "S")
+    assert not alive(2**22 + 12345)
+    child.wait()
+
+
+def test_stop_pids_escalates_to_sigkill():
+    from prontuario_cli.lab.procs import alive, stop_pids
+
+    stubborn = subprocess.Popen([sys.executable, "-c", "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"], stdout=subprocess.PIPE)
+    assert stubborn.stdout.readline().strip() == b"ready"
+    left = stop_pids([(stubborn.pid, signal.SIGTERM)], timeout_s=0.5, kill_timeout_s=5)
+    assert left == [] and not alive(stubborn.pid)
+    stubborn.wait(timeout=5)  # already reaped by alive(); returns at once
+
+
+def test_google_error_shape():
+    from prontuario_cli.lab.cloudsql_standin import google_error
+
+    body = google_error(404, "nope")
+    assert body["error"]["code"] == 404 and body["error"]["status"] == "NOT_FOUND"
+    assert body["error"]["errors"][0]["message"] == "nope"
+
+
+def test_install_reads_the_package_list_from_install_sh():
+    from prontuario_cli.lab.install import apt_packages, install_script
+
+    packages = apt_packages(install_script())
+    for name in ("postgresql-15", "etcd-server", "haproxy", "redis-sentinel", "prometheus"):
+        assert name in packages
