@@ -100,6 +100,29 @@ def health(
     _run("drill health", {}, experiment, question, dry_run=dry_run, yes=yes)
 
 
+@app.command("cloud")
+@output_options
+def cloud(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; touch nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (for cron)."),
+) -> None:
+    """Both Macs down → promote the cloud DRILL replica → measure RTO/RPO → roll back (monthly drill).
+
+    Uses the same code path as 'gcp promote', always against cloud.drill_instance (refused
+    when the inventory names none); never routes writes to it or raises the emergency flag.
+    Targets: the inventory's both_lost (brief: RTO < 5 min, RPO < 60 s).
+
+    Example: prontuario -i /var/lib/prontuario/lab/cluster.yaml drill cloud --yes
+    """
+    from prontuario_cli import drill
+    from prontuario_cli.drill.cloud import CloudDrill
+
+    env = get_env()
+    experiment = CloudDrill(env.inventory(), drill.new_run_id("cloud", "both-macs-lost"), env.say)
+    question = f"run the cloud drill? It takes BOTH Macs down and promotes {experiment.instance}"
+    _run("drill cloud", {"instance": experiment.instance}, experiment, question, dry_run=dry_run, yes=yes)
+
+
 from prontuario_cli.cli import drill_history  # noqa: E402 - schedule, history and report
 
 drill_history.register(app)

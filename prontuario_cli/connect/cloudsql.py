@@ -332,7 +332,7 @@ class PgSession:
         import psycopg
         from psycopg.rows import dict_row
 
-        from prontuario_cli.connect.postgres import PgTarget, _convert, _Watchdog
+        from prontuario_cli.connect.postgres import PgTarget, Watchdog, convert_error
 
         left = self.deadline - time.monotonic()
         if left <= 0:
@@ -349,8 +349,8 @@ class PgSession:
         try:
             self.conn = psycopg.connect(**kwargs)
         except psycopg.Error as exc:
-            raise _convert(exc, self._pg_target(PgTarget), timed_out=time.monotonic() >= self.deadline) from None
-        self.watchdog = _Watchdog(self.conn.pgconn.socket, self.deadline)
+            raise convert_error(exc, self._pg_target(PgTarget), timed_out=time.monotonic() >= self.deadline) from None
+        self.watchdog = Watchdog(self.conn.pgconn.socket, self.deadline)
         return self
 
     def _pg_target(self, cls):
@@ -359,7 +359,7 @@ class PgSession:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         import psycopg
 
-        from prontuario_cli.connect.postgres import PgTarget, _convert
+        from prontuario_cli.connect.postgres import PgTarget, convert_error
 
         try:
             cur = self.conn.execute(sql, params or None)
@@ -368,7 +368,7 @@ class PgSession:
             raise TimedOut(f"{self.where}: query cancelled by statement_timeout") from None
         except psycopg.Error as exc:
             cut = self.watchdog is not None and self.watchdog.fired
-            raise _convert(exc, self._pg_target(PgTarget), timed_out=cut or time.monotonic() >= self.deadline) from None
+            raise convert_error(exc, self._pg_target(PgTarget), timed_out=cut or time.monotonic() >= self.deadline) from None
 
     def __exit__(self, *exc_info) -> None:
         if self.watchdog is not None:

@@ -120,7 +120,7 @@ class session:
         try:
             self.conn = psycopg.connect(**kwargs)
         except psycopg.Error as exc:
-            raise _convert(exc, self.target, timed_out=time.monotonic() >= self.deadline) from None
+            raise convert_error(exc, self.target, timed_out=time.monotonic() >= self.deadline) from None
         self.watchdog = Watchdog(self.conn.pgconn.socket, self.deadline)
         return self
 
@@ -135,7 +135,7 @@ class session:
             raise TimedOut(f"{self.target.where}: query cancelled by statement_timeout") from None
         except psycopg.Error as exc:
             cut = self.watchdog is not None and self.watchdog.fired
-            raise _convert(exc, self.target, timed_out=cut or time.monotonic() >= self.deadline) from None
+            raise convert_error(exc, self.target, timed_out=cut or time.monotonic() >= self.deadline) from None
 
     def __exit__(self, *exc_info) -> None:
         if self.watchdog is not None:
@@ -147,7 +147,7 @@ class session:
                 pass
 
 
-def _convert(exc, target: PgTarget, *, timed_out: bool) -> UnavailableError | OperationFailed:
+def convert_error(exc, target: PgTarget, *, timed_out: bool) -> UnavailableError | OperationFailed:
     import psycopg
 
     text = " ".join(str(exc).split()) or type(exc).__name__
@@ -164,5 +164,3 @@ def _convert(exc, target: PgTarget, *, timed_out: bool) -> UnavailableError | Op
         return UnavailableError(f"{target.where}: {text}")
     return OperationFailed(f"{target.where}: query failed: {text}")
 
-
-_Watchdog = Watchdog  # older name, kept until every caller uses Watchdog

@@ -80,7 +80,7 @@ class PostgresFailover:
             Activity("Patroni: one leader, a streaming sync standby, not paused", self._check_patroni),
             Activity("replication check is not CRITICAL (lag under threshold)", self._check_replication),
             Activity("HAProxy: exactly one write server, the leader", self._check_haproxy_leader),
-            Activity("writes flow through HAProxy", lambda: self._check_writes_flow("pre")),
+            Activity("writes flow through HAProxy", lambda: writes_flow(c.pg_target(self.inv), self.run_id)),
         ]
 
     def _check_patroni(self) -> str:
@@ -111,11 +111,6 @@ class PostgresFailover:
         if snap.write_up != (self.old,):
             raise StepFailed(f"HAProxy write servers UP: {list(snap.write_up) or 'none'} (expected only {self.old})")
         return f"write -> {self.old}"
-
-    def _check_writes_flow(self, phase: str) -> str:
-        target = c.pg_target(self.inv)
-        prepare_table(target)
-        return _short_probe_ok(pg_write_probe(target, f"{self.run_id}-{phase}", max_duration_s=1.0))
 
     # ------------------------------------------------------------------ method
 
@@ -184,7 +179,7 @@ class PostgresFailover:
 
     def steady_state_after(self) -> list[Activity]:
         return [
-            Activity("writes flow through HAProxy to the new primary", lambda: self._check_writes_flow("post")),
+            Activity("writes flow through HAProxy to the new primary", lambda: writes_flow(c.pg_target(self.inv), self.run_id)),
             Activity("Patroni leader is the former standby", self._check_new_leader),
         ]
 
@@ -282,8 +277,10 @@ def _members(view) -> str:
     return ", ".join(f"{m.name}={m.role}/{m.state}" for m in view.members) or "none"
 
 
-def _short_probe_ok(probe) -> str:
-    probe.start()
+def writes_flow(target, run_id: str) -> str:
+    """Ten writes through ``target``, all acknowledged, within 5 s (each call its own rows)."""
+    prepare_table(target)
+    probe = pg_write_probe(target, f"{run_id}-check-{time.time_ns()}", max_duration_s=1.0).start()
     c.wait_for("10 writes acknowledged", lambda: probe.log.counts()["acked"] >= 10 or not probe.loop._thread.is_alive(), 5)
     log = probe.stop()
     counts = log.counts()

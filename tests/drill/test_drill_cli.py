@@ -32,3 +32,18 @@ def test_unknown_mode_and_service_are_usage_errors():
     assert bad_service.code == ExitCode.USAGE
     redis_switchover = run("-i", str(EXAMPLE), "drill", "failover", "--service", "redis", "--mode", "switchover", "--dry-run")
     assert redis_switchover.code == ExitCode.USAGE and "SENTINEL FAILOVER" in redis_switchover.err
+
+
+def test_cloud_drill_refuses_without_a_drill_instance(tmp_path):
+    text = EXAMPLE.read_text().replace("  drill_instance: prontuario-pg-drill\n", "")
+    path = tmp_path / "cluster.yaml"
+    path.write_text(text)
+    result = run("-i", str(path), "drill", "cloud", "--dry-run")
+    assert result.code == ExitCode.REFUSED and "cloud.drill_instance" in result.err
+
+
+def test_cloud_drill_plan_never_names_the_live_replica():
+    result = run("-i", str(EXAMPLE), "drill", "cloud", "--dry-run", "--json")
+    assert result.code == 0
+    plan = " ".join(result.json()["details"]["plan"])
+    assert "prontuario-pg-drill" in plan and "prontuario-pg-replica" not in plan

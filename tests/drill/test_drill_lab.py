@@ -123,3 +123,25 @@ def test_ten_kill_failovers_in_a_row(lab):
         assert result.code == ExitCode.OK, journal["reason"]
         rtos.append(assert_consistent_failover(journal)["rto_s"])
     assert len(rtos) == 10
+
+
+def test_cloud_drill_promotes_the_drill_replica_and_rolls_back(lab):
+    from prontuario_cli.drill import cluster
+    from prontuario_cli.gcp.data import open_session, read_lag
+    from prontuario_cli.inventory import load_inventory
+
+    result, journal = drill(lab, "cloud")
+    assert result.code == ExitCode.OK, (journal["reason"], result.err[-2000:])
+    m = journal["measurements"]
+    assert m["instance"] == "prontuario-lab-drill"
+    assert 0 < m["rto_s"] < 300 and m["lost_acked_writes"] == 0 and m["rpo_s"] < 60
+    assert m["writes_acked_before_fault"] > 0
+    assert {t["name"].split(" ")[0] for t in journal["targets"]} == {"RTO", "RPO"}
+    # Rolled back: the Macs lead again and the cloud instance is a replica once more.
+    inventory = load_inventory(lab.inventory_path)
+    view = cluster.cluster_view(inventory)
+    assert view.leader and cluster.sync_standby(view)
+    import time
+
+    with open_session(inventory, "prontuario-lab-drill", time.monotonic() + 10) as session:
+        assert read_lag(session).in_recovery

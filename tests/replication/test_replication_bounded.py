@@ -110,11 +110,11 @@ def test_postgres_refused_is_refused(closed_port):
 
 
 def test_postgres_watchdog_wakes_a_blocked_reader():
-    from prontuario_cli.connect.postgres import _Watchdog
+    from prontuario_cli.connect.postgres import Watchdog
 
     a, b = socket.socketpair()
     try:
-        dog = _Watchdog(a.fileno(), time.monotonic() + 0.2)
+        dog = Watchdog(a.fileno(), time.monotonic() + 0.2)
         started = time.monotonic()
         a.settimeout(5)
         assert a.recv(10) == b""  # woken by the shutdown, not by the 5 s timeout
@@ -125,11 +125,11 @@ def test_postgres_watchdog_wakes_a_blocked_reader():
 
 
 def test_postgres_watchdog_disarmed_touches_nothing():
-    from prontuario_cli.connect.postgres import _Watchdog
+    from prontuario_cli.connect.postgres import Watchdog
 
     a, b = socket.socketpair()
     try:
-        dog = _Watchdog(a.fileno(), time.monotonic() + 0.1)
+        dog = Watchdog(a.fileno(), time.monotonic() + 0.1)
         dog.disarm()
         time.sleep(0.2)
         b.sendall(b"x")
