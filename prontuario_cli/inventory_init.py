@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +23,7 @@ def write_example(path: Path, *, force: bool, dry_run: bool) -> InitReport:
         raise RefusedError(f"{path} already exists; not overwriting it", hint="pass --force to replace it")
     if dry_run:
         return InitReport(str(path), "would write", len(text.encode()))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.chmod(tmp, 0o640)
-    os.replace(tmp, path)
+    from prontuario_cli.files import write_atomically
+
+    write_atomically(path, text, 0o640)
     return InitReport(str(path), "wrote", len(text.encode()))

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prontuario_cli.errors import OperationFailed
 
 
 @dataclass(frozen=True)
@@ -69,23 +67,6 @@ def render(families: list[Family]) -> str:
 
 def write_textfile(path: str | os.PathLike, text: str) -> Path:
     """Replace ``path`` with ``text`` atomically (temp file in the same directory, fsync, rename)."""
-    target = Path(path).expanduser()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(target.parent))
-    except OSError as exc:
-        raise OperationFailed(f"cannot write {target}: {exc.strerror or exc}", hint="check the directory and its permissions") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise OperationFailed(f"cannot write {target}: {exc.strerror or exc}", hint="check the directory and its permissions") from None
-    return target
+    from prontuario_cli.files import write_atomically
+
+    return write_atomically(path, text, 0o644)

@@ -170,3 +170,10 @@ def test_read_commands_give_parseable_json(path):
     result = run("-i", str(EXAMPLE), *path, *READ_COMMANDS[path], "--format", "json")
     assert result.code in (0, 1), result.err
     assert isinstance(json.loads(result.out), dict)
+
+
+def test_verbose_says_more_on_stderr_only():
+    quiet = run("-i", str(EXAMPLE), "inventory", "show", "--json")
+    loud = run("-v", "-i", str(EXAMPLE), "inventory", "show", "--json")
+    assert quiet.err == "" and "debug: inventory" in loud.err and "3 nodes (production)" in loud.err
+    assert json.loads(loud.out) == json.loads(quiet.out)

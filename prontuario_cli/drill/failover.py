@@ -16,7 +16,7 @@ from prontuario_cli.drill import cluster as c
 from prontuario_cli.drill.actions import actions_for
 from prontuario_cli.drill.engine import Activity, StepFailed
 from prontuario_cli.drill.journal import TargetCheck
-from prontuario_cli.drill.probes import committed_seqs, pg_read_probe, pg_write_probe, prepare_table
+from prontuario_cli.drill.probes import committed_seqs, pg_read_probe, pg_write_probe, prepare_table, tally
 from prontuario_cli.drill.watch import Watcher
 from prontuario_cli.inventory import Inventory
 
@@ -154,26 +154,13 @@ class PostgresFailover:
     def _count(self) -> str:
         wlog = self.writes.stop()
         rlog = self.reads.stop()
-        end = wlog.rel(time.monotonic())
-        acked = {a.seq: a for a in wlog.attempts if a.outcome == "acked"}
-        unknown = [a.seq for a in wlog.attempts if a.outcome == "unknown"]
-        present = committed_seqs(c.pg_target(self.inv), self.run_id)
-        lost = sorted(set(acked) - present)
-        counts = wlog.counts()
+        self.m.update(tally(wlog, committed_seqs(c.pg_target(self.inv), self.run_id)))
         self.m.update(
-            writes_acked=counts["acked"],
-            writes_failed=counts["failed"],
-            writes_unknown=counts["unknown"],
-            unknown_committed=len(set(unknown) & present),
-            lost_acked_writes=len(lost),
-            rpo_s=round(acked[lost[-1]].done - acked[lost[0]].done, 3) if lost else 0.0,
-            write_gap_s=round(wlog.longest_gap(self.t_fault, end), 3),
+            write_gap_s=round(wlog.longest_gap(self.t_fault, wlog.rel(time.monotonic())), 3),
             read_gap_s=round(rlog.longest_gap(self.t_fault, rlog.rel(time.monotonic())), 3),
             reads_failed=rlog.counts()["failed"],
         )
-        if lost:
-            self.m["lost_seqs"] = lost[:50]
-        return f"{counts['acked']} acked, {counts['failed']} failed, {counts['unknown']} unknown; {len(lost)} acknowledged writes lost"
+        return _tally_line(self.m)
 
     # ------------------------------------------------------------------ after
 
@@ -275,6 +262,13 @@ class PostgresFailover:
 
 def _members(view) -> str:
     return ", ".join(f"{m.name}={m.role}/{m.state}" for m in view.members) or "none"
+
+
+def _tally_line(m: dict[str, Any]) -> str:
+    return (
+        f"{m['writes_acked']} acked, {m['writes_failed']} failed, {m['writes_unknown']} unknown; "
+        f"{m['lost_acked_writes']} acknowledged writes lost"
+    )
 
 
 def writes_flow(target, run_id: str) -> str:

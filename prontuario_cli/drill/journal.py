@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,13 +149,9 @@ def load_journal(path: Path) -> Journal:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    from prontuario_cli.files import write_atomically
+
+    write_atomically(path, text, 0o640)
 
 
 def _value(value: float | None, unit: str) -> str:

@@ -66,6 +66,25 @@ class ProbeLog:
         return max((b - a for a, b in zip(points, points[1:])), default=0.0)
 
 
+def tally(log: ProbeLog, present: set[int]) -> dict[str, Any]:
+    """Acknowledged writes checked against what the new primary holds: the RPO numbers."""
+    acked = {a.seq: a for a in log.attempts if a.outcome == "acked"}
+    unknown = {a.seq for a in log.attempts if a.outcome == "unknown"}
+    lost = sorted(set(acked) - present)
+    counts = log.counts()
+    out: dict[str, Any] = {
+        "writes_acked": counts["acked"],
+        "writes_failed": counts["failed"],
+        "writes_unknown": counts["unknown"],
+        "unknown_committed": len(unknown & present),
+        "lost_acked_writes": len(lost),
+        "rpo_s": round(acked[lost[-1]].done - acked[lost[0]].done, 3) if lost else 0.0,
+    }
+    if lost:
+        out["lost_seqs"] = lost[:50]
+    return out
+
+
 class _Loop:
     """A bounded background loop calling ``attempt(seq)`` every ``interval_s``."""
 

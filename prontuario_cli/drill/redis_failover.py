@@ -14,9 +14,9 @@ from typing import Any, Callable
 from prontuario_cli.drill import cluster as c
 from prontuario_cli.drill.actions import actions_for
 from prontuario_cli.drill.engine import Activity, StepFailed
-from prontuario_cli.drill.failover import FailoverOptions
+from prontuario_cli.drill.failover import FailoverOptions, _tally_line
 from prontuario_cli.drill.journal import TargetCheck
-from prontuario_cli.drill.probes import redis_present, redis_write_probe
+from prontuario_cli.drill.probes import redis_present, redis_write_probe, tally
 from prontuario_cli.errors import UsageError
 from prontuario_cli.inventory import Inventory
 
@@ -144,23 +144,14 @@ class RedisFailover:
 
     def _count(self) -> str:
         log = self.writes.stop()
-        acked = {a.seq: a for a in log.attempts if a.outcome == "acked"}
-        unknown = [a.seq for a in log.attempts if a.outcome == "unknown"]
+        seqs = sorted(a.seq for a in log.attempts if a.outcome in ("acked", "unknown"))
         host, port = self.new_address.rsplit(":", 1)
-        present = redis_present(host, int(port), self.run_id, sorted(set(acked) | set(unknown)), self.password)
-        lost = sorted(set(acked) - present)
-        counts = log.counts()
+        self.m.update(tally(log, redis_present(host, int(port), self.run_id, seqs, self.password)))
         self.m.update(
-            writes_acked=counts["acked"],
-            writes_failed=counts["failed"],
-            writes_unknown=counts["unknown"],
-            unknown_committed=len(set(unknown) & present),
-            lost_acked_writes=len(lost),
-            rpo_s=round(acked[lost[-1]].done - acked[lost[0]].done, 3) if lost else 0.0,
             write_gap_s=round(log.longest_gap(self.t_fault, log.rel(time.monotonic())), 3),
             new_master=self._node_of(self.new_address),
         )
-        return f"{counts['acked']} acked, {counts['failed']} failed, {counts['unknown']} unknown; {len(lost)} acknowledged writes lost"
+        return _tally_line(self.m)
 
     def steady_state_after(self) -> list[Activity]:
         return [Activity("Sentinels agree on the new master", self._check_new_master)]

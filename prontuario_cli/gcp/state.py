@@ -44,13 +44,13 @@ def utc_now() -> str:
 
 
 def _write_atomically(path: Path, text: str, mode: int) -> None:
-    from prontuario_cli.replication.state import write_atomically
+    from prontuario_cli.files import write_atomically
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_atomically(path, text, mode)
     except OSError as exc:
         raise PermissionProblem(f"cannot write {path}: {exc.strerror or exc}", hint="check the state dir (paths.state_dir) and its permissions") from None
+    write_atomically(path, text, mode)
 
 
 def _safe_name(name: str) -> str:

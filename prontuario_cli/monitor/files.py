@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from prontuario_cli.errors import OperationFailed, UsageError
+from prontuario_cli.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -36,24 +35,7 @@ def plan_write(path: Path, text: str) -> str:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, flush it to disk, then rename it over ``path``.
+    """Replace ``path`` atomically; an existing file keeps its mode, a new one gets 0644."""
+    from prontuario_cli.files import write_atomically as write
 
-    A reader (Prometheus reloading, kubectl) sees the old file or the new one,
-    never half of one. An existing file keeps its mode; a new one gets 0644.
-    """
-    try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o644
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OperationFailed(f"cannot write {path}: {exc.strerror or exc}", hint="check the directory's permissions and free space") from None
+    write(path, text)

@@ -141,3 +141,33 @@ def test_two_drills_never_overlap(tmp_path):
         thread.join(10)
     with drill_lock(tmp_path, "health checks"):  # free again once the first drill ends
         pass
+
+
+def test_tally_counts_lost_and_unknown_writes():
+    from prontuario_cli.drill.probes import Attempt, ProbeLog, tally
+
+    log = ProbeLog("writes")
+    log.attempts = [
+        Attempt(1, 0.00, 0.01, "acked"),
+        Attempt(2, 0.02, 0.03, "acked"),
+        Attempt(3, 0.04, 0.05, "acked"),
+        Attempt(4, 0.06, 2.06, "unknown", "server closed the connection"),
+        Attempt(5, 2.10, 2.11, "failed", "connection refused"),
+        Attempt(6, 2.20, 2.21, "acked"),
+    ]
+    everything = tally(log, {1, 2, 3, 4, 6})
+    assert everything["lost_acked_writes"] == 0 and everything["rpo_s"] == 0.0
+    assert everything["unknown_committed"] == 1 and (everything["writes_acked"], everything["writes_failed"], everything["writes_unknown"]) == (4, 1, 1)
+    lost = tally(log, {1, 6})
+    assert lost["lost_acked_writes"] == 2 and lost["lost_seqs"] == [2, 3] and lost["rpo_s"] == 0.02
+    assert lost["unknown_committed"] == 0
+
+
+def test_longest_gap_between_acknowledgements():
+    from prontuario_cli.drill.probes import Attempt, ProbeLog
+
+    log = ProbeLog("writes")
+    log.attempts = [Attempt(1, 0.0, 1.0, "acked"), Attempt(2, 1.0, 1.1, "failed"), Attempt(3, 1.2, 4.5, "acked"), Attempt(4, 4.5, 5.0, "acked")]
+    assert log.longest_gap(0.0, 6.0) == 3.5
+    assert log.first_ack_sent_after(1.05).seq == 3
+    assert log.first_ack_sent_after(0.0, not_server="a").seq == 1

@@ -1,0 +1,163 @@
+"""The SSH path of drills against real nodes: a real sshd on loopback, host keys verified."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from prontuario_cli.errors import ExitCode, PermissionProblem
+from prontuario_cli.inventory import SSH, Node
+
+SSHD = "/usr/sbin/sshd"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def keygen(path: Path, kind: str = "ed25519") -> str:
+    subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-f", str(path)], check=True)
+    return Path(f"{path}.pub").read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """A real sshd on 127.0.0.1 accepting one key for root; stopped by PID at the end."""
+    if not os.path.exists(SSHD) or os.geteuid() != 0:
+        pytest.fail("sshd (openssh-server) and root are needed: run ./install.sh")
+    base = tmp_path_factory.mktemp("sshd")
+    host_key = base / "host_ed25519"
+    user_key = base / "user_ed25519"
+    host_pub = keygen(host_key)
+    user_pub = keygen(user_key)
+    (base / "authorized_keys").write_text(user_pub + "\n")
+    port = free_port()
+    config = base / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {base}/sshd.pid\n"
+        f"AuthorizedKeysFile {base}/authorized_keys\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nAllowUsers root\n"
+        "Subsystem sftp internal-sftp\n"
+    )
+    os.makedirs("/run/sshd", exist_ok=True)
+    log = open(base / "sshd.log", "w")
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail(f"sshd did not start: {(base / 'sshd.log').read_text()[-500:]}")
+            time.sleep(0.05)
+    known_hosts = base / "known_hosts"
+    known_hosts.write_text(f"[127.0.0.1]:{port} {host_pub}\n")
+    try:
+        yield {"port": port, "key": user_key, "known_hosts": known_hosts, "base": base}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def node(sshd, **ssh_changes) -> Node:
+    ssh = SSH(port=sshd["port"], user="root", key=str(sshd["key"]), known_hosts=str(sshd["known_hosts"]), connect_timeout_s=5)
+    return Node(name="mac-studio-1", role="primary", address="127.0.0.1", os="debian", ssh=dataclasses.replace(ssh, **ssh_changes))
+
+
+def test_a_verified_host_runs_a_command(sshd):
+    from prontuario_cli.connect.ssh import run_command
+
+    result = run_command(node(sshd), "echo hello; echo oops >&2; exit 3", timeout_s=20)
+    assert (result.exit_status, result.stdout.strip(), result.stderr.strip()) == (3, "hello", "oops")
+
+
+def test_a_changed_host_key_is_refused_loudly(sshd, tmp_path):
+    from prontuario_cli.connect.ssh import HostKeyMismatch, run_command
+
+    impostor = keygen(tmp_path / "impostor")
+    wrong = tmp_path / "known_hosts"
+    wrong.write_text(f"[127.0.0.1]:{sshd['port']} {impostor}\n")
+    with pytest.raises(HostKeyMismatch) as caught:
+        run_command(node(sshd, known_hosts=str(wrong)), "echo never", timeout_s=20)
+    assert "HOST KEY MISMATCH" in caught.value.message and caught.value.exit_code == ExitCode.PERMISSION
+
+
+def test_an_unknown_host_is_refused(sshd, tmp_path):
+    from prontuario_cli.connect.ssh import run_command
+
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    with pytest.raises(PermissionProblem) as caught:
+        run_command(node(sshd, known_hosts=str(empty)), "echo never", timeout_s=20)
+    assert "host key unknown" in caught.value.message
+
+
+def test_a_command_that_hangs_is_bounded(sshd):
+    from prontuario_cli.connect import TimedOut
+    from prontuario_cli.connect.ssh import run_command
+
+    started = time.monotonic()
+    with pytest.raises(TimedOut):
+        run_command(node(sshd), "sleep 30", timeout_s=1.5)
+    assert time.monotonic() - started < 10
+
+
+def test_drill_actions_run_the_playbook_over_ssh(sshd, tmp_path):
+    """The same NodeActions a drill uses, against a 'real' node: the playbook's command runs there."""
+    import yaml
+
+    from prontuario_cli.drill.actions import ACTIONS, SERVICES, SSHActions
+    from prontuario_cli.inventory import parse_inventory
+
+    marker = tmp_path / "acted"
+    playbook = {
+        os_name: {service: {action: f"echo {os_name}-{service}-{action} >> {marker}; echo done-{action}" for action in ACTIONS} for service in SERVICES}
+        for os_name in ("macos", "debian")
+    }
+    playbook_path = tmp_path / "node-actions.yaml"
+    playbook_path.write_text(yaml.safe_dump(playbook))
+    inventory = parse_inventory(
+        f"""
+nodes:
+  - name: mac-studio-1
+    role: primary
+    address: 127.0.0.1
+    os: debian
+    ssh: {{port: {sshd['port']}, user: root, key: {sshd['key']}, known_hosts: {sshd['known_hosts']}}}
+""",
+        "ssh-test.yaml",
+    )
+    actions = SSHActions(inventory, playbook_path)
+    assert actions.act("mac-studio-1", "postgres", "kill") == "done-kill"
+    assert actions.act("mac-studio-1", "redis", "start") == "done-start"
+    assert marker.read_text().split() == ["debian-postgres-kill", "debian-redis-start"]
+
+
+def test_the_shipped_playbook_is_complete():
+    from prontuario_cli.drill.actions import default_playbook, load_playbook
+
+    playbook = load_playbook(default_playbook())
+    assert "launchctl" in playbook["macos"]["postgres"]["kill"] and "systemctl" in playbook["debian"]["postgres"]["start"]
+    assert default_playbook().resolve() == (Path(__file__).resolve().parent.parent / "playbooks" / "node-actions.yaml").resolve()
+
+
+def test_an_incomplete_playbook_names_what_is_missing(tmp_path):
+    from prontuario_cli.drill.actions import load_playbook
+    from prontuario_cli.errors import ConfigError
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("macos: {postgres: {kill: 'x'}}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_playbook(path)
+    assert any("macos.postgres.stop: missing command" in p for p in caught.value.problems)
