@@ -14,7 +14,7 @@ Errors
     running), 429/5xx (Google unavailable), timeouts.
 
 Database sessions
-    :class:`PgSession` is a bounded read-write psycopg connection to a DSN (the lab,
+    :func:`dsn_session` is a bounded read-write psycopg connection to a DSN (the lab,
     or a private IP); :class:`ConnectorSession` goes through the Cloud SQL Python
     Connector with the pg8000 driver (production). Both answer ``execute(sql, params)``
     with a list of dict rows and raise only ProntuarioError subclasses.
@@ -310,74 +310,16 @@ class DsnTarget:
         return f"Cloud SQL PostgreSQL {self.host}:{self.port}/{self.dbname}"
 
 
-class PgSession:
-    """A bounded read-write psycopg session to a DSN: ``with PgSession(t, deadline) as s: s.execute(...)``.
+def dsn_session(target: DsnTarget, deadline: float, application_name: str = "prontuario-gcp"):
+    """A bounded read-write session to a DSN: ``with dsn_session(t, deadline) as s: s.execute(...)``.
 
-    Autocommit; ``statement_timeout`` and ``tcp_user_timeout`` set to the time left; a
-    watchdog cuts the socket at the deadline (a hung server cannot hold the terminal).
+    The same bounded session as every other PostgreSQL call (statement timeout, TCP
+    user timeout, a watchdog at the deadline), without the read-only default.
     """
+    from prontuario_cli.connect.postgres import PgTarget, session
 
-    def __init__(self, target: DsnTarget, deadline: float, application_name: str = "prontuario-gcp"):
-        self.target = target
-        self.deadline = deadline
-        self.application_name = application_name
-        self.conn = None
-        self.watchdog = None
-
-    @property
-    def where(self) -> str:
-        return self.target.where
-
-    def __enter__(self) -> "PgSession":
-        import psycopg
-        from psycopg.rows import dict_row
-
-        from prontuario_cli.connect.postgres import PgTarget, Watchdog, convert_error
-
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise TimedOut(f"{self.where}: no time left to connect")
-        millis = max(1, int(left * 1000))
-        kwargs: dict[str, Any] = dict(
-            host=self.target.host, port=self.target.port, user=self.target.user, dbname=self.target.dbname,
-            application_name=self.application_name, connect_timeout=max(2, math.ceil(left)),
-            options=f"-c statement_timeout={millis} -c lock_timeout={millis}", tcp_user_timeout=millis,
-            autocommit=True, row_factory=dict_row,
-        )  # fmt: skip
-        if self.target.password is not None:
-            kwargs["password"] = self.target.password
-        try:
-            self.conn = psycopg.connect(**kwargs)
-        except psycopg.Error as exc:
-            raise convert_error(exc, self._pg_target(PgTarget), timed_out=time.monotonic() >= self.deadline) from None
-        self.watchdog = Watchdog(self.conn.pgconn.socket, self.deadline)
-        return self
-
-    def _pg_target(self, cls):
-        return cls(host=self.target.host, port=self.target.port, user=self.target.user, dbname=self.target.dbname)
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        import psycopg
-
-        from prontuario_cli.connect.postgres import PgTarget, convert_error
-
-        try:
-            cur = self.conn.execute(sql, params or None)
-            return list(cur.fetchall()) if cur.description else []
-        except psycopg.errors.QueryCanceled:
-            raise TimedOut(f"{self.where}: query cancelled by statement_timeout") from None
-        except psycopg.Error as exc:
-            cut = self.watchdog is not None and self.watchdog.fired
-            raise convert_error(exc, self._pg_target(PgTarget), timed_out=cut or time.monotonic() >= self.deadline) from None
-
-    def __exit__(self, *exc_info) -> None:
-        if self.watchdog is not None:
-            self.watchdog.disarm()
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection is best effort
-                pass
+    pg = PgTarget(target.host, target.port, target.user, target.dbname, target.password, application_name)
+    return session(pg, deadline, read_only=False)
 
 
 class ConnectorSession:

@@ -83,17 +83,23 @@ def run_queries(target: PgTarget, queries: Sequence[str], deadline: float) -> li
 
 
 class session:
-    """``with session(target, deadline) as pg: pg.execute(sql)``: one bounded, read-only connection.
+    """``with session(target, deadline) as pg: pg.execute(sql)``: one bounded connection.
 
-    Autocommit, ``default_transaction_read_only``, ``statement_timeout`` set to the
-    time left, and a watchdog that cuts the socket at the deadline.
+    Autocommit, ``statement_timeout`` set to the time left, a watchdog that cuts the
+    socket at the deadline, and ``default_transaction_read_only`` unless ``read_only``
+    is False (the cloud fallback's emergency writes).
     """
 
-    def __init__(self, target: PgTarget, deadline: float):
+    def __init__(self, target: PgTarget, deadline: float, *, read_only: bool = True):
         self.target = target
         self.deadline = deadline
+        self.read_only = read_only
         self.conn = None
         self.watchdog: Watchdog | None = None
+
+    @property
+    def where(self) -> str:
+        return self.target.where
 
     def __enter__(self) -> "session":
         import psycopg
@@ -110,7 +116,8 @@ class session:
             dbname=self.target.dbname,
             application_name=self.target.application_name,
             connect_timeout=max(2, math.ceil(left)),  # libpq's floor; the deadline still applies
-            options=f"-c statement_timeout={millis} -c lock_timeout={millis} -c default_transaction_read_only=on",
+            options=f"-c statement_timeout={millis} -c lock_timeout={millis}"
+            + (" -c default_transaction_read_only=on" if self.read_only else ""),
             tcp_user_timeout=millis,
             autocommit=True,
             row_factory=dict_row,
@@ -124,12 +131,12 @@ class session:
         self.watchdog = Watchdog(self.conn.pgconn.socket, self.deadline)
         return self
 
-    def execute(self, sql: str) -> list[dict[str, Any]]:
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """One query; its rows as dicts (empty for statements without a result)."""
         import psycopg
 
         try:
-            cur = self.conn.execute(sql)
+            cur = self.conn.execute(sql, params or None)
             return list(cur.fetchall()) if cur.description else []
         except psycopg.errors.QueryCanceled:
             raise TimedOut(f"{self.target.where}: query cancelled by statement_timeout") from None

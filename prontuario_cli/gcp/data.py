@@ -56,7 +56,7 @@ def open_session(inventory: Inventory, instance: str, deadline: float, *, privat
     database = data.database if data else inventory.cluster.database
     password = read_secret(data.password, "cloud.data.password") if data and data.password else None
     if data_via(inventory) == "dsn":
-        from prontuario_cli.connect.cloudsql import DsnTarget, PgSession
+        from prontuario_cli.connect.cloudsql import DsnTarget, dsn_session
 
         if data is None:
             raise ConfigError(f"{inventory.source}: cloud.data (host, port, user, database) is needed to reach the instance by DSN")
@@ -65,7 +65,7 @@ def open_session(inventory: Inventory, instance: str, deadline: float, *, privat
             if not private_ip:
                 raise ConfigError(f"cannot reach {instance} by DSN: instances.get shows no private IP", hint="set cloud.data_via: connector")
             host, port = private_ip, 5432
-        return PgSession(DsnTarget(host, port, user, database, password), deadline)
+        return dsn_session(DsnTarget(host, port, user, database, password), deadline)
     from prontuario_cli.connect.cloudsql import ConnectorSession, load_credentials
 
     credentials = load_credentials(cloud.api_base_url, cloud.credentials_file)

@@ -43,7 +43,7 @@ from typing import Callable
 
 from prontuario_cli.errors import ConfigError, ExitCode, OperationFailed, ProntuarioError, RefusedError, UsageError
 from prontuario_cli.gcp import macs as m
-from prontuario_cli.gcp.state import RunState, gcp_lock, utc_now
+from prontuario_cli.gcp.state import RunState, gcp_lock, run_tables, utc_now
 from prontuario_cli.inventory import Inventory
 from prontuario_cli.report import Table
 
@@ -98,13 +98,7 @@ class FailbackReport:
             ("write downtime", "-" if self.downtime_s is None else f"{self.downtime_s:.1f} s (freeze -> writes on the Macs)"),
             ("state file", self.state_file),
         )
-        out = [
-            Table("failback " + ("complete" if self.completed else "INCOMPLETE"), ("key", "value"), rows),
-            Table("steps", ("step", "status", "seconds", "detail"), tuple((s.step, s.status, s.seconds, s.detail) for s in self.steps)),
-        ]
-        if self.notes:
-            out.append(Table("notes", ("note",), tuple((n,) for n in self.notes)))
-        return out
+        return run_tables("failback", self.completed, rows, self.steps, self.notes)
 
 
 def _quote(name: str) -> str:
@@ -187,12 +181,12 @@ class Failback:
         return open_session(self.inv, self.instance, time.monotonic() + timeout_s)
 
     def _mac_session(self, node_name: str, dbname: str, timeout_s: float = 60.0):
-        from prontuario_cli.connect.cloudsql import DsnTarget, PgSession
+        from prontuario_cli.connect.cloudsql import DsnTarget, dsn_session
         from prontuario_cli.drill.cluster import secret_or_none
 
         node = self.inv.node(node_name)
         target = DsnTarget(node.address, node.ports.postgresql, self.inv.cluster.postgres_user, dbname, secret_or_none(self.inv, "postgres_password"))
-        return PgSession(target, time.monotonic() + timeout_s, application_name="prontuario-failback")
+        return dsn_session(target, time.monotonic() + timeout_s, application_name="prontuario-failback")
 
     # ------------------------------------------------------------------ plan
 
@@ -505,7 +499,7 @@ class Failback:
         return f"{haproxy.write_backend}/{leader} UP after {waited:.1f} s; write {row['id']} landed on {row['server']}"
 
     def _write_through_haproxy(self, state: RunState) -> dict:
-        from prontuario_cli.connect.cloudsql import DsnTarget, PgSession
+        from prontuario_cli.connect.cloudsql import DsnTarget, dsn_session
         from prontuario_cli.drill.cluster import haproxy_node, secret_or_none
         from prontuario_cli.gcp.data import write_check
 
@@ -515,7 +509,7 @@ class Failback:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with PgSession(target, time.monotonic() + 10, application_name="prontuario-failback") as session:
+                with dsn_session(target, time.monotonic() + 10, application_name="prontuario-failback") as session:
                     row = write_check(session, state.get("run_id"), "gcp failback: write through HAProxy")
                 if row["server"] not in macs:
                     raise OperationFailed(f"a write through HAProxy landed on {row['server']}, not on a Mac")

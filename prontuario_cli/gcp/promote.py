@@ -62,7 +62,7 @@ from prontuario_cli.errors import (
     UsageError,
 )
 from prontuario_cli.gcp import macs as m
-from prontuario_cli.gcp.state import RunState, gcp_lock, utc_now
+from prontuario_cli.gcp.state import RunState, gcp_lock, run_tables, utc_now
 from prontuario_cli.inventory import Inventory
 from prontuario_cli.report import Table
 
@@ -167,13 +167,7 @@ class PromoteReport:
             ("RPO (bound)", verdict(self.rpo_s, self.rpo_target_s, self.rpo_met)),
             ("state file", self.state_file),
         )
-        out = [
-            Table("promotion " + ("complete" if self.completed else "INCOMPLETE"), ("key", "value"), summary),
-            Table("steps", ("step", "status", "seconds", "detail"), tuple((s.step, s.status, s.seconds, s.detail) for s in self.steps)),
-        ]
-        if self.notes:
-            out.append(Table("notes", ("note",), tuple((n,) for n in self.notes)))
-        return out
+        return run_tables("promotion", self.completed, summary, self.steps, self.notes)
 
 
 class Promotion:
@@ -630,7 +624,7 @@ class Promotion:
         return f"{backend}/{server} UP after {waited:.1f} s; write {row['id']} through the write frontend landed on {row['server']}"
 
     def _write_through_haproxy(self, state: RunState) -> dict:
-        from prontuario_cli.connect.cloudsql import DsnTarget, PgSession
+        from prontuario_cli.connect.cloudsql import DsnTarget, dsn_session
         from prontuario_cli.drill.cluster import haproxy_node
         from prontuario_cli.gcp.data import write_check
         from prontuario_cli.secrets import read_secret
@@ -645,7 +639,7 @@ class Promotion:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with PgSession(target, time.monotonic() + 10) as session:
+                with dsn_session(target, time.monotonic() + 10) as session:
                     row = write_check(session, state.get("run_id"), "gcp promote: write through HAProxy")
                 if row["server"] in mac_servers:
                     raise RefusedError(f"a write through HAProxy landed on a Mac ({row['server']}): SPLIT BRAIN RISK", hint="fence the Macs in HAProxy now")

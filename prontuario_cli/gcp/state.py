@@ -213,3 +213,16 @@ def replace_family(text: str, name: str, block: str) -> str:
         kept.append(line)
     body = "\n".join(line for line in kept if line.strip())
     return (body + "\n" if body else "") + block
+
+
+def run_tables(what: str, completed: bool, rows, steps, notes) -> list:
+    """The tables of a promote or failback report: summary, steps, notes."""
+    from prontuario_cli.report import Table
+
+    out = [
+        Table(f"{what} " + ("complete" if completed else "INCOMPLETE"), ("key", "value"), tuple(rows)),
+        Table("steps", ("step", "status", "seconds", "detail"), tuple((s.step, s.status, s.seconds, s.detail) for s in steps)),
+    ]
+    if notes:
+        out.append(Table("notes", ("note",), tuple((n,) for n in notes)))
+    return out
