@@ -164,9 +164,21 @@ class PostgresFailover:
 
     # ------------------------------------------------------------------ after
 
+    @property
+    def settle_s(self) -> float:
+        """How long HAProxy may take to mark one server down and another up, plus slack."""
+        hc = self.inv.health_checks
+        return hc.interval_s * (hc.fall + hc.rise) + hc.timeout_s + 5.0
+
     def steady_state_after(self) -> list[Activity]:
+        # With slow checks (the seed's inter 5 s, fall 3) HAProxy can keep a demoted
+        # primary UP beside the new one for a while: steady state must return within the
+        # checks' own budget, not at the first look.
         return [
-            Activity("writes flow through HAProxy to the new primary", lambda: writes_flow(c.pg_target(self.inv), self.run_id)),
+            Activity(
+                "writes flow through HAProxy to the new primary",
+                lambda: c.wait_for("writes flowing", lambda: writes_flow(c.pg_target(self.inv), self.run_id), self.settle_s, poll_s=0.5)[0],
+            ),
             Activity("Patroni leader is the former standby", self._check_new_leader),
         ]
 
@@ -192,6 +204,7 @@ class PostgresFailover:
         ]
         if self.opt.restore_primary:
             steps.append(Activity(f"switch over back to {self.old}", self._restore))
+        steps.append(Activity("HAProxy: exactly one write server, the leader", self._wait_one_writer))
         steps.append(Activity("stop the watcher", self._stop_watch))
         return steps
 
@@ -220,6 +233,17 @@ class PostgresFailover:
         c.wait_for(f"{self.old} leads again", lambda: c.cluster_view(self.inv).leader == self.old, 60)
         c.wait_for(f"{self.new} is sync standby again", lambda: c.sync_standby(c.cluster_view(self.inv)) == self.new, self.opt.rejoin_timeout_s)
         return out
+
+    def _wait_one_writer(self) -> str:
+        from prontuario_cli.drill.watch import snapshot
+
+        def one_writer():
+            leader = c.cluster_view(self.inv).leader
+            up = snapshot(self.inv, timeout_s=self.inv.health_checks.timeout_s).write_up
+            return up == (leader,) and f"write -> {leader}"
+
+        text, _ = c.wait_for("HAProxy with one write server, the leader", one_writer, self.settle_s, poll_s=0.5)
+        return text
 
     def _stop_watch(self) -> str:
         if self.writes is not None and self.writes.loop._thread.is_alive():
