@@ -18,7 +18,7 @@ from prontuario_cli.drill.actions import actions_for
 from prontuario_cli.drill.engine import Activity, StepFailed
 from prontuario_cli.drill.journal import TargetCheck
 from prontuario_cli.drill.probes import TABLE, pg_write_probe
-from prontuario_cli.errors import RefusedError
+from prontuario_cli.errors import ProntuarioError, RefusedError
 from prontuario_cli.inventory import Inventory
 
 
@@ -63,7 +63,37 @@ class CloudDrill:
             Activity("Patroni: a leader with a streaming sync standby", self._cluster_ok),
             Activity(f"{self.instance} is a streaming replica", self._replica_ok),
             Activity("writes flow through HAProxy", self._writes_ok),
+            Activity(f"a write on the Macs reaches {self.instance} within the RPO target", self._replication_works),
         ]
+
+    def _replication_works(self) -> str:
+        """End to end: a row written through HAProxy must appear on the cloud replica.
+
+        A replica can be 'in recovery' and still not follow the Macs (diverged after a
+        failover, receiver down): the drill must not promote it and call the loss an RPO.
+        """
+        from prontuario_cli.drill.probes import connect
+        from prontuario_cli.gcp.data import open_session
+
+        marker = f"{self.run_id}-replication-{time.time_ns()}"
+        with connect(c.pg_target(self.inv), 10) as conn:
+            conn.execute(f"INSERT INTO {TABLE} (run_id, seq) VALUES (%s, 1)", (marker,))
+        started = time.monotonic()
+
+        def arrived():
+            with open_session(self.inv, self.instance, time.monotonic() + 5) as session:
+                return session.execute(f"SELECT 1 FROM {TABLE} WHERE run_id = %s", (marker,))
+
+        budget = self.inv.targets.both_lost.rpo_s
+        try:
+            c.wait_for(f"the marker row on {self.instance}", arrived, budget, poll_s=0.2)
+        except ProntuarioError:
+            raise StepFailed(
+                f"{self.instance} did not receive a write within {budget:g} s: it is not following the Macs",
+                hint="rebuild it as a replica (lab: Lab.rebuild_standin(); Google: re-create the drill replica) before the drill",
+            ) from None
+        self.m["replication_delay_s"] = round(time.monotonic() - started, 3)
+        return f"arrived after {self.m['replication_delay_s']:.2f} s"
 
     def _cluster_ok(self) -> str:
         view = c.cluster_view(self.inv)
@@ -147,13 +177,17 @@ class CloudDrill:
         if not read_back or read_back[0]["n"] != 1:
             raise StepFailed(f"an emergency write on {self.instance} could not be read back")
         lost = sorted(set(acked) - present)
-        last_acked = max((a.done for a in acked.values()), default=self.t_fault)
         kept = [acked[s].done for s in acked if s in present]
-        self.m.update(
-            writes_acked_before_fault=len(acked),
-            lost_acked_writes=len(lost),
-            rpo_s=round(last_acked - max(kept), 3) if lost and kept else (round(last_acked, 3) if lost else 0.0),
-        )
+        # The window of acknowledged data the cloud never got: from the last write it has
+        # (or, when it has none of them, the promotion's own bound from the replica's last
+        # replayed commit) to the fault.
+        if not lost:
+            window = 0.0
+        elif kept:
+            window = self.t_fault - max(kept)
+        else:
+            window = max(self.t_fault - acked[lost[0]].done, self.m.get("promote_rpo_bound_s") or 0.0)
+        self.m.update(writes_acked_before_fault=len(acked), lost_acked_writes=len(lost), rpo_s=round(window, 3))
         return f"emergency write and read OK; {len(lost)} of {len(acked)} acknowledged writes missing (RPO {self.m['rpo_s']:.2f} s)"
 
     def steady_state_after(self) -> list[Activity]:
@@ -218,8 +252,8 @@ class CloudDrill:
         from prontuario_cli.lab import Lab
 
         Lab(self.inv.lab.dir, say=lambda text: None).rebuild_standin()
-        text, _ = c.wait_for(f"{self.instance} streaming again", self._replica_ok, 120, poll_s=0.5)
-        return text
+        c.wait_for(f"{self.instance} accepting connections as a replica", self._replica_ok, 120, poll_s=0.5)
+        return self._replication_works()
 
     def _backup_down(self) -> str:
         from prontuario_cli.drill.watch import snapshot

@@ -130,18 +130,40 @@ def test_cloud_drill_promotes_the_drill_replica_and_rolls_back(lab):
     from prontuario_cli.gcp.data import open_session, read_lag
     from prontuario_cli.inventory import load_inventory
 
+    # The asynchronous cloud replica may have diverged during the failover drills above
+    # (it can receive WAL the sync standby never had): give it a fresh start, as the
+    # drill's own precondition would demand.
+    import time
+
+    inventory = load_inventory(lab.inventory_path)
+    lab.rebuild_standin()
+
+    def streaming():
+        with open_session(inventory, "prontuario-lab-drill", time.monotonic() + 5) as session:
+            return read_lag(session).receiver_status == "streaming"
+
+    cluster.wait_for("the rebuilt cloud replica streaming", streaming, 60)
     result, journal = drill(lab, "cloud")
     assert result.code == ExitCode.OK, (journal["reason"], result.err[-2000:])
+    assert journal["measurements"]["replication_delay_s"] < 60
     m = journal["measurements"]
     assert m["instance"] == "prontuario-lab-drill"
     assert 0 < m["rto_s"] < 300 and m["lost_acked_writes"] == 0 and m["rpo_s"] < 60
     assert m["writes_acked_before_fault"] > 0
     assert {t["name"].split(" ")[0] for t in journal["targets"]} == {"RTO", "RPO"}
     # Rolled back: the Macs lead again and the cloud instance is a replica once more.
-    inventory = load_inventory(lab.inventory_path)
     view = cluster.cluster_view(inventory)
     assert view.leader and cluster.sync_standby(view)
-    import time
-
     with open_session(inventory, "prontuario-lab-drill", time.monotonic() + 10) as session:
         assert read_lag(session).in_recovery
+
+
+def test_cloud_drill_aborts_when_the_replica_does_not_follow(lab):
+    lab.stop("cloudsql-replica")
+    try:
+        result, journal = drill(lab, "cloud")
+        assert result.code == ExitCode.ABORTED and journal["verdict"] == "aborted"
+        assert "prontuario-lab-drill" in journal["reason"]
+        assert not [s for s in journal["steps"] if s["phase"] == "method" and s["status"] != "skipped"]
+    finally:
+        lab.start("cloudsql-replica")
