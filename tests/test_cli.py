@@ -177,3 +177,32 @@ def test_verbose_says_more_on_stderr_only():
     loud = run("-v", "-i", str(EXAMPLE), "inventory", "show", "--json")
     assert quiet.err == "" and "debug: inventory" in loud.err and "3 nodes (production)" in loud.err
     assert json.loads(loud.out) == json.loads(quiet.out)
+
+
+def test_typed_confirmation_needs_the_exact_name():
+    """What cannot be undone (a promotion) asks for the instance name, not a 'y'."""
+    import typer
+
+    from prontuario_cli.cli.common import Env, confirm
+    from prontuario_cli.errors import AbortedError
+    from tests.helpers import _Stream
+
+    app = typer.Typer()
+
+    @app.command()
+    def promote() -> None:
+        confirm("PROMOTE db-replica", yes=False, typed="db-replica")
+        print("promoted")
+
+    def attempt(answer: str):
+        err = _Stream(True)
+        env = Env(stdout=_Stream(True), stderr=err, stdin=_Stream(True, answer))
+        try:
+            app(args=[], standalone_mode=False, obj=env)
+            return "promoted", err.getvalue()
+        except AbortedError as exc:
+            return exc.message, err.getvalue()
+
+    assert attempt("y\n")[0] == "the name typed does not match; nothing was changed"
+    outcome, asked = attempt("db-replica\n")
+    assert outcome == "promoted" and "Type the instance name (db-replica)" in asked

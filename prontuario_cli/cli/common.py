@@ -147,19 +147,28 @@ def emit(report: Any, exit_code: ExitCode | int | None = None) -> None:
         raise typer.Exit(int(exit_code))
 
 
-def confirm(question: str, *, yes: bool) -> None:
-    """Ask before a change. ``--yes`` skips; without a terminal, --yes is required."""
+def confirm(question: str, *, yes: bool, typed: str | None = None) -> None:
+    """Ask before a change. ``--yes`` skips; without a terminal, --yes is required.
+
+    With ``typed``, the operator must type that text (an instance name) instead of "y":
+    for what cannot be undone.
+    """
+    from prontuario_cli.errors import AbortedError
+
     env = get_env()
     if yes:
         return
     if not env.interactive:
         raise UsageError(f"{question} needs confirmation", hint="run it on a terminal, or pass --yes (e.g. from cron)")
-    env.stderr.write(f"{question} [y/N] ")
+    if typed is None:
+        env.stderr.write(f"{question} [y/N] ")
+    else:
+        env.stderr.write(f"{question}. This cannot be undone. Type the instance name ({typed}) to go on: ")
     env.stderr.flush()
-    answer = env.stdin.readline().strip().lower()
-    if answer not in ("y", "yes"):
-        from prontuario_cli.errors import AbortedError
-
+    answer = env.stdin.readline().strip()
+    if typed is not None and answer != typed:
+        raise AbortedError("the name typed does not match; nothing was changed")
+    if typed is None and answer.lower() not in ("y", "yes"):
         raise AbortedError("not confirmed; nothing was changed")
 
 

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from prontuario_cli.cli.common import audited, emit, get_env, output_options
+from prontuario_cli.cli.common import audited, confirm, emit, get_env, output_options
 
 app = typer.Typer(
     help=(
@@ -35,21 +35,6 @@ def status(instance: Optional[str] = typer.Option(None, "--instance", metavar="N
     from prontuario_cli.gcp.status import status as gcp_status
 
     emit(gcp_status(get_env().inventory(), instance))
-
-
-def _typed_confirmation(instance: str, yes: bool, what: str) -> None:
-    """Ask the operator to type the instance's name (``--yes`` skips; needs a terminal otherwise)."""
-    from prontuario_cli.errors import AbortedError, UsageError
-
-    env = get_env()
-    if yes:
-        return
-    if not env.interactive:
-        raise UsageError(f"{what} needs the instance name typed on a terminal", hint="run it on a terminal, or pass --yes")
-    env.stderr.write(f"{what}. This cannot be undone. Type the instance name ({instance}) to go on: ")
-    env.stderr.flush()
-    if env.stdin.readline().strip() != instance:
-        raise AbortedError("the name typed does not match; nothing was changed")
 
 
 @app.command("promote")
@@ -93,7 +78,7 @@ def promote(
         if plan.refusal:
             raise RefusedError(plan.refusal, hint=plan.refusal_hint)
         if not resume:
-            _typed_confirmation(promotion.instance, yes, f"PROMOTE {promotion.instance} to a stand-alone primary" + (" after FENCING the reachable Macs" if force and any(h.reachable for h in plan.macs) else ""))
+            confirm(typed=promotion.instance, yes=yes, question=f"PROMOTE {promotion.instance} to a stand-alone primary" + (" after FENCING the reachable Macs" if force and any(h.reachable for h in plan.macs) else ""))
         report = promotion.run(resume=resume)
         details.update(run_id=report.run_id, rto_s=report.rto_s, rpo_s=report.rpo_s, operation=report.operation)
     _say_targets(report)
@@ -128,7 +113,6 @@ def failback(
 
     Example: prontuario gcp failback
     """
-    from prontuario_cli.cli.common import confirm
     from prontuario_cli.gcp.failback import Failback
     from prontuario_cli.report import Message
 
