@@ -59,3 +59,19 @@ def run_process(*args: str, env: dict | None = None, timeout: float = 60) -> Res
         cwd=str(REPO),
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def poll(condition, within: float, what: str, every: float = 0.2):
+    """Call ``condition`` until it returns something truthy; fail the test after ``within`` s."""
+    import time
+
+    import pytest
+
+    deadline = time.monotonic() + within
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"{what} not seen within {within} s")
+        time.sleep(every)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run
+from tests.helpers import poll, run
 
 pytestmark = pytest.mark.lab
 
@@ -119,16 +119,6 @@ def writers(lab) -> list[str]:
     return active or [s.server for s in servers if s.up]
 
 
-def wait_for(condition, within: float, what: str):
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    pytest.fail(f"{what} not seen within {within} s")
-
-
 def macs_down(lab) -> bool:
     from prontuario_cli.gcp.macs import mac_health
     from prontuario_cli.inventory import load_inventory
@@ -184,7 +174,7 @@ def test_promote_end_to_end_through_a_409_and_an_interruption(lab, monkeypatch):
     assert port in (lab.spec.node_ports(m).postgresql for m in MACS)
     for node in MACS:
         lab.kill_node(node, signal.SIGKILL)
-    wait_for(lambda: macs_down(lab), 30, "both Macs down")
+    poll(lambda: macs_down(lab), 30, "both Macs down")
 
     # 1. Google answers 409: a clear message, and nothing recorded as sent.
     api(lab, "POST", "/_standin/fault", {"status": 409, "path_contains": "promoteReplica", "count": 1})
@@ -245,12 +235,12 @@ def test_failback_brings_every_emergency_write_back_to_the_macs(lab):
     assert api(lab, "GET", "/_standin/state")["in_recovery"] is True  # the cloud replica is back
     assert "cloudsql" not in writers(lab)
     assert not list(STATE.glob("gcp-*-prontuario-lab-replica.json"))  # journals archived
-    wait_for(lambda: replication_ok(lab), 90, "replication check OK after failback")
+    poll(lambda: replication_ok(lab), 90, "replication check OK after failback")
     assert "cloudsql" not in writers(lab)  # the guarded backup stays out while it is a replica
 
 
 def test_force_fences_a_live_primary_before_promoting(lab):
-    wait_for(lambda: replication_ok(lab), 90, "a healthy lab")
+    poll(lambda: replication_ok(lab), 90, "a healthy lab")
     result = gcp(lab, "promote", "--reason", "test: fence", "--force", "--yes", "--json")
     assert result.code == 0, result.err
     report = result.json()
@@ -261,4 +251,4 @@ def test_force_fences_a_live_primary_before_promoting(lab):
     # Back to normal for whatever runs next.
     result = gcp(lab, "failback", "--yes", "--json")
     assert result.code == 0, result.err
-    wait_for(lambda: replication_ok(lab), 90, "replication check OK after the second failback")
+    poll(lambda: replication_ok(lab), 90, "replication check OK after the second failback")

@@ -9,26 +9,19 @@ import json
 import shutil
 import signal
 import socket
-import time
 
 import pytest
 
 from prontuario_cli.errors import ProntuarioError
 from prontuario_cli.lab import health
 from prontuario_cli.lab.procs import alive, processes_under
-from tests.helpers import run
+from tests.helpers import poll, run
 
 pytestmark = pytest.mark.lab
 
 
 def within(seconds: float, probe, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not reached within {seconds} s")
+    return poll(probe, seconds, what)
 
 
 def test_up_reaches_healthy_with_every_component_alive(lab):
