@@ -176,12 +176,8 @@ class PgWriter:
         return "unknown", ("no answer within the attempt timeout" if timed_out else _one_line(exc))
 
     def close(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection is best effort
-                pass
-            self.conn = None
+        _close_quietly(self.conn)
+        self.conn = None
 
 
 class PgReader(PgWriter):
@@ -323,11 +319,7 @@ class RedisWriter:
             return "failed", _one_line(exc)
 
     def close(self) -> None:
-        if self._client is not None:
-            try:
-                self._client.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection is best effort
-                pass
+        _close_quietly(self._client)
         self._client = None
 
 
@@ -351,6 +343,15 @@ def redis_present(host: str, port: int, run_id: str, seqs: list[int], password: 
         return present
     except redis.RedisError as exc:
         raise UnavailableError(f"Redis {host}:{port}: {_one_line(exc)}") from None
+
+
+def _close_quietly(connection) -> None:
+    """Close a connection that may already be broken; closing is best effort."""
+    if connection is not None:
+        try:
+            connection.close()
+        except Exception:  # noqa: BLE001 - a broken connection may fail to close
+            pass
 
 
 def _one_line(exc: Any) -> str:

@@ -43,6 +43,7 @@ from typing import Callable
 
 from prontuario_cli.errors import ConfigError, ExitCode, OperationFailed, ProntuarioError, RefusedError, UsageError
 from prontuario_cli.gcp import macs as m
+from prontuario_cli.gcp.runbook import Runbook
 from prontuario_cli.gcp.state import RunState, gcp_lock, run_tables, utc_now
 from prontuario_cli.inventory import Inventory
 from prontuario_cli.report import Table
@@ -124,8 +125,10 @@ def pg_tool(inventory: Inventory, name: str) -> str:
     return found
 
 
-class Failback:
+class Failback(Runbook):
     """The failback runbook for ``instance`` (default ``cloud.sql_instance``)."""
+
+    kind = "failback"
 
     def __init__(
         self,
@@ -153,27 +156,6 @@ class Failback:
         self.database = cloud.data.database if cloud.data else inventory.cluster.database
 
     # ------------------------------------------------------------------ helpers
-
-    @property
-    def client(self):
-        if self._client is None:
-            from prontuario_cli.gcp.client import admin_client
-
-            self._client = admin_client(self.inv)
-        return self._client
-
-    @property
-    def state_dir(self) -> Path:
-        from prontuario_cli.paths import state_dir
-
-        return state_dir(self.inv)
-
-    @property
-    def state_path(self) -> Path:
-        return RunState.path_for(self.state_dir, "failback", self.instance)
-
-    def _haproxy(self) -> m.HAProxy:
-        return m.HAProxy(self.inv, timeout_s=max(2.0, self.inv.health_checks.timeout_s * 2))
 
     def _cloud_session(self, timeout_s: float = 30.0):
         from prontuario_cli.gcp.data import open_session

@@ -62,6 +62,7 @@ from prontuario_cli.errors import (
     UsageError,
 )
 from prontuario_cli.gcp import macs as m
+from prontuario_cli.gcp.runbook import Runbook
 from prontuario_cli.gcp.state import RunState, gcp_lock, run_tables, utc_now
 from prontuario_cli.inventory import Inventory
 from prontuario_cli.report import Table
@@ -170,8 +171,10 @@ class PromoteReport:
         return run_tables("promotion", self.completed, summary, self.steps, self.notes)
 
 
-class Promotion:
+class Promotion(Runbook):
     """One promotion of ``instance`` (default ``cloud.sql_instance``)."""
+
+    kind = "promote"
 
     def __init__(
         self,
@@ -218,23 +221,6 @@ class Promotion:
         self._notes: list[str] = []
 
     # ------------------------------------------------------------------ helpers
-
-    @property
-    def client(self):
-        if self._client is None:
-            from prontuario_cli.gcp.client import admin_client
-
-            self._client = admin_client(self.inv)
-        return self._client
-
-    @property
-    def state_path(self):
-        from prontuario_cli.paths import state_dir
-
-        return RunState.path_for(state_dir(self.inv), "promote", self.instance)
-
-    def _haproxy(self) -> m.HAProxy:
-        return m.HAProxy(self.inv, timeout_s=max(2.0, self.inv.health_checks.timeout_s * 2))
 
     def _check_macs(self) -> list[m.MacHealth]:
         health = m.mac_health(self.inv)

@@ -10,6 +10,8 @@ import subprocess
 import sys
 
 import pytest
+
+from tests.helpers import poll
 import yaml
 
 from prontuario_cli.inventory import parse_inventory
@@ -156,13 +158,8 @@ def test_proc_state_treats_zombies_and_missing_pids_as_dead():
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     # Wait (bounded) for the child to exit without reaping it: it is then a zombie.
-    for _ in range(200):
-        if proc_state(child.pid) == "Z":
-            break
-        import time
-
-        time.sleep(0.02)
-    assert proc_state(child.pid) in ("Z", None)
+    poll(lambda: proc_state(child.pid) == "Z", 10, "the child a zombie", every=0.02)
+    assert proc_state(child.pid) == "Z"
     assert not alive(child.pid)
     assert proc_state(os.getpid()) in ("R", "S")
     assert not alive(2**22 + 12345)
