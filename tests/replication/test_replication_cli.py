@@ -29,7 +29,7 @@ nodes:
   - {{name: mac-studio-1, role: primary, address: 127.0.0.1, ports: {{postgresql: {p[0]}, patroni: {p[1]}, redis: {p[2]}, sentinel: {p[3]}}}}}
   - {{name: mac-studio-2, role: secondary, address: 127.0.0.1, ports: {{postgresql: {p[4]}, patroni: {p[5]}}}}}
   - {{name: witness, role: witness, address: 127.0.0.1, ports: {{sentinel: {p[6]}}}}}
-health_checks: {{timeout_s: 1}}
+health_checks: {{timeout_s: 3}}  # refused connections answer at once; the margin is for a loaded machine
 haproxy: {{socket: {tmp_path / 'no-haproxy.sock'}}}
 """,
         encoding="utf-8",
