@@ -1,12 +1,16 @@
-"""Writing a file so that a reader sees the old one or the new one, never half of one."""
+"""Files prontuario writes: atomically (a reader sees the old one or the new one, never half),
+and the one lock file a run holds so that two never run at once."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
 from pathlib import Path
+from typing import Callable, Iterator
 
-from prontuario_cli.errors import OperationFailed
+from prontuario_cli.errors import OperationFailed, PermissionProblem, ProntuarioError
 
 
 def write_atomically(path: str | os.PathLike, text: str, mode: int | None = None) -> Path:
@@ -39,3 +43,31 @@ def write_atomically(path: str | os.PathLike, text: str, mode: int | None = None
                 pass
         raise OperationFailed(f"cannot write {target}: {exc.strerror or exc}", hint="check the directory, its permissions and free space") from None
     return target
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, holder: str, busy: Callable[[str], ProntuarioError]) -> Iterator[None]:
+    """Hold a non-blocking flock on ``path`` for the ``with`` block.
+
+    The lock file records ``holder`` (pid, what, since when); a second taker gets
+    ``busy(what the file says)`` raised at once, never a wait. The kernel drops the
+    lock when the process dies, so a crashed run never leaves it stuck.
+    """
+    from prontuario_cli.clock import utc_now
+
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise PermissionProblem(f"cannot open the lock {target}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise busy(os.pread(fd, 512, 0).decode(errors="replace").strip() or "unknown") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}, {holder}, since {utc_now()}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)

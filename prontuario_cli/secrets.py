@@ -30,6 +30,16 @@ def read_secret(ref, name: str) -> str:
     return value
 
 
+def optional_secret(ref, name: str) -> str | None:
+    """The secret's value, or None when the inventory does not configure it."""
+    return read_secret(ref, name) if ref is not None else None
+
+
+def secret_or_none(inventory, name: str) -> str | None:
+    """``secrets.<name>`` of the inventory, or None when it is not configured."""
+    return optional_secret(getattr(inventory.secrets, name), name)
+
+
 def read_secret_file(path: Path, name: str) -> str:
     try:
         info = path.stat()

@@ -117,7 +117,8 @@ def test_drill_actions_run_the_playbook_over_ssh(sshd, tmp_path):
     """The same NodeActions a drill uses, against a 'real' node: the playbook's command runs there."""
     import yaml
 
-    from prontuario_cli.drill.actions import ACTIONS, SERVICES, SSHActions
+    from prontuario_cli.cluster.nodes import ACTIONS, SERVICES
+    from prontuario_cli.cluster.nodes import SSHNodes as SSHActions
     from prontuario_cli.inventory import parse_inventory
 
     marker = tmp_path / "acted"
@@ -145,7 +146,7 @@ nodes:
 
 
 def test_the_shipped_playbook_is_complete():
-    from prontuario_cli.drill.actions import default_playbook, load_playbook
+    from prontuario_cli.cluster.nodes import default_playbook, load_playbook
 
     playbook = load_playbook(default_playbook())
     assert "launchctl" in playbook["macos"]["postgres"]["kill"] and "systemctl" in playbook["debian"]["postgres"]["start"]
@@ -153,7 +154,7 @@ def test_the_shipped_playbook_is_complete():
 
 
 def test_an_incomplete_playbook_names_what_is_missing(tmp_path):
-    from prontuario_cli.drill.actions import load_playbook
+    from prontuario_cli.cluster.nodes import load_playbook
     from prontuario_cli.errors import ConfigError
 
     path = tmp_path / "bad.yaml"

@@ -8,6 +8,8 @@ functions that use them (fast start for the CLI).
 
 from __future__ import annotations
 
+from typing import Any
+
 from prontuario_cli.errors import UnavailableError
 
 
@@ -21,3 +23,23 @@ class TimedOut(UnavailableError):
 
 class Refused(UnavailableError):
     """Nothing listens there (connection refused or reset): the service is down."""
+
+
+def as_int(value: Any) -> int | None:
+    """A number from a service's answer as int; None when absent or not a number."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def as_float(value: Any) -> float | None:
+    """A number from a service's answer as float; None when absent or not a number."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

@@ -1,4 +1,5 @@
-"""HAProxy's runtime API over its unix socket: one command, one answer, bounded.
+"""HAProxy's runtime API over its unix socket: one command, one answer, bounded; and the
+one parser of ``show stat`` (the CSV the stats page exports too).
 
 In non-interactive mode HAProxy answers a single command and closes the
 connection, so the answer is everything read until end of file.
@@ -6,10 +7,13 @@ connection, so the answer is everything read until end of file.
 
 from __future__ import annotations
 
+import csv
+import io
 import socket
 import time
+from dataclasses import dataclass
 
-from prontuario_cli.connect import Refused, TimedOut
+from prontuario_cli.connect import Refused, TimedOut, as_int
 from prontuario_cli.errors import PermissionProblem, UnavailableError
 
 MAX_ANSWER = 8 * 1024 * 1024
@@ -60,3 +64,64 @@ def runtime_command(path: str, command: str, deadline: float) -> str:
     finally:
         sock.close()
     return b"".join(chunks).decode("utf-8", errors="replace")
+
+
+# --------------------------------------------------------------------------- show stat
+
+HAPROXY_STAT_COMMAND = "show stat"
+HAPROXY_STATS_CSV_PATH = "/;csv"
+
+
+@dataclass(frozen=True)
+class HAProxyServer:
+    """One server line of ``show stat`` (the CSV the stats page also exports)."""
+
+    proxy: str
+    server: str
+    status: str  # UP, DOWN, UP 1/2, DOWN 1/3, NOLB, MAINT, DRAIN, no check
+    check_status: str = ""  # L7OK, L7STS, L4CON, L4TOUT, ...
+    address: str | None = None  # "127.0.0.1:25000" (HAProxy >= 1.9)
+    backup: bool = False
+    weight: int | None = None
+    last_change_s: int | None = None
+
+    @property
+    def up(self) -> bool:
+        """Taking traffic: UP (also while going down, "UP 1/3"); not NOLB, DRAIN or MAINT."""
+        return self.status.split(" ", 1)[0] == "UP"
+
+
+def parse_haproxy_stat(text: str) -> tuple[HAProxyServer, ...]:
+    """``show stat`` CSV (header line ``# pxname,svname,...``) -> one HAProxyServer per server."""
+    lines = text.lstrip().splitlines()
+    if not lines or not lines[0].startswith("#"):
+        raise ValueError("not HAProxy 'show stat' CSV (no '# pxname,...' header)")
+    header = lines[0].lstrip("# ").strip()
+    reader = csv.DictReader(io.StringIO("\n".join([header, *lines[1:]])))
+    servers = []
+    for row in reader:
+        name = row.get("svname") or ""
+        if not name or name in ("FRONTEND", "BACKEND"):
+            continue
+        servers.append(
+            HAProxyServer(
+                proxy=row.get("pxname") or "",
+                server=name,
+                status=(row.get("status") or "").strip(),
+                check_status=(row.get("check_status") or "").strip(),
+                address=(row.get("addr") or "").strip() or None,
+                backup=(row.get("bck") or "0").strip() == "1",
+                weight=as_int(row.get("weight")),
+                last_change_s=as_int(row.get("lastchg")),
+            )
+        )
+    return tuple(servers)
+
+
+def show_stat(path: str, deadline: float) -> tuple[HAProxyServer, ...]:
+    """Every server of every proxy, from the runtime API at ``path``."""
+    text = runtime_command(path, HAPROXY_STAT_COMMAND, deadline)
+    try:
+        return parse_haproxy_stat(text)
+    except ValueError as exc:
+        raise UnavailableError(f"HAProxy runtime API {path}: {exc}") from None

@@ -83,31 +83,51 @@ def connect(node, *, timeout_s: float | None = None):
     return client
 
 
-def run_command(node, command: str, *, timeout_s: float = 60.0) -> CommandResult:
-    """Run ``command`` on ``node``; bounded by ``timeout_s`` end to end."""
+def run_command(node, command: str, *, timeout_s: float = 60.0, on_output=None) -> CommandResult:
+    """Run ``command`` on ``node``; bounded by ``timeout_s`` end to end.
+
+    ``on_output(stream, line)`` (stream ``"stdout"`` or ``"stderr"``) is called for each
+    complete line as it arrives, so a long command (rsync) shows progress.
+    """
     import paramiko
 
     started = time.monotonic()
     deadline = started + timeout_s
     client = connect(node, timeout_s=min(node.ssh.connect_timeout_s, timeout_s))
     where = f"ssh {node.ssh.user}@{node.address}:{node.ssh.port} ({node.name})"
+    buffers = {"stdout": bytearray(), "stderr": bytearray()}
+    pending = {"stdout": bytearray(), "stderr": bytearray()}
+
+    def take(name: str, data: bytes) -> None:
+        buffers[name] += data
+        if on_output is None:
+            return
+        pending[name] += data
+        *lines, rest = pending[name].split(b"\n")
+        pending[name] = bytearray(rest)
+        for line in lines:
+            on_output(name, line.decode(errors="replace"))
+
     try:
         _, stdout, stderr = client.exec_command(command, timeout=max(0.1, deadline - time.monotonic()))
         channel = stdout.channel
-        out, err = bytearray(), bytearray()
         while True:
             if time.monotonic() > deadline:
                 channel.close()
                 raise TimedOut(f"{where}: command did not finish within {timeout_s:g} s")
             while channel.recv_ready():
-                out += channel.recv(65536)
+                take("stdout", channel.recv(65536))
             while channel.recv_stderr_ready():
-                err += channel.recv_stderr(65536)
+                take("stderr", channel.recv_stderr(65536))
             if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
                 break
             time.sleep(0.01)
         status = channel.recv_exit_status()
-        return CommandResult(status, out.decode(errors="replace"), err.decode(errors="replace"), round(time.monotonic() - started, 3))
+        if on_output is not None:
+            for name, rest in pending.items():
+                if rest:
+                    on_output(name, rest.decode(errors="replace"))
+        return CommandResult(status, buffers["stdout"].decode(errors="replace"), buffers["stderr"].decode(errors="replace"), round(time.monotonic() - started, 3))
     except (paramiko.SSHException, OSError) as exc:
         raise OperationFailed(f"{where}: {exc}") from None
     finally:

@@ -13,13 +13,15 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from prontuario_cli.drill import cluster as c
-from prontuario_cli.drill.actions import actions_for
+from prontuario_cli.cluster import haproxy as ha
+from prontuario_cli.cluster import patroni
+from prontuario_cli.cluster.nodes import node_access
 from prontuario_cli.drill.engine import Activity, StepFailed
 from prontuario_cli.drill.journal import TargetCheck
 from prontuario_cli.drill.probes import TABLE, pg_write_probe
 from prontuario_cli.errors import ProntuarioError, RefusedError
 from prontuario_cli.inventory import Inventory
+from prontuario_cli.poll import wait_for
 
 
 class CloudDrill:
@@ -76,7 +78,7 @@ class CloudDrill:
         from prontuario_cli.gcp.data import open_session
 
         marker = f"{self.run_id}-replication-{time.time_ns()}"
-        with connect(c.pg_target(self.inv), 10) as conn:
+        with connect(ha.frontend_target(self.inv, application_name="prontuario-drill"), 10) as conn:
             conn.execute(f"INSERT INTO {TABLE} (run_id, seq) VALUES (%s, 1)", (marker,))
         started = time.monotonic()
 
@@ -86,7 +88,7 @@ class CloudDrill:
 
         budget = self.inv.targets.both_lost.rpo_s
         try:
-            c.wait_for(f"the marker row on {self.instance}", arrived, budget, poll_s=0.2)
+            wait_for(f"the marker row on {self.instance}", arrived, budget, interval_s=0.2)
         except ProntuarioError:
             raise StepFailed(
                 f"{self.instance} did not receive a write within {budget:g} s: it is not following the Macs",
@@ -96,11 +98,11 @@ class CloudDrill:
         return f"arrived after {self.m['replication_delay_s']:.2f} s"
 
     def _cluster_ok(self) -> str:
-        view = c.cluster_view(self.inv)
-        if view.paused or not view.leader or not c.sync_standby(view):
+        view = patroni.cluster_view(self.inv)
+        if view.paused or not view.leader or not patroni.sync_standby(view):
             raise StepFailed(f"need an unpaused leader with a streaming sync standby: {[(m.name, m.role, m.state) for m in view.members]}")
         self.leader = view.leader
-        return f"leader {view.leader}, sync standby {c.sync_standby(view)}"
+        return f"leader {view.leader}, sync standby {patroni.sync_standby(view)}"
 
     def _replica_ok(self) -> str:
         from prontuario_cli.gcp.data import open_session, read_lag
@@ -115,7 +117,7 @@ class CloudDrill:
     def _writes_ok(self) -> str:
         from prontuario_cli.drill.failover import writes_flow
 
-        return writes_flow(c.pg_target(self.inv), self.run_id)
+        return writes_flow(ha.frontend_target(self.inv, application_name="prontuario-drill"), self.run_id)
 
     # ------------------------------------------------------------------ method
 
@@ -128,14 +130,14 @@ class CloudDrill:
         ]
 
     def _start(self) -> str:
-        self.writes = pg_write_probe(c.pg_target(self.inv), self.run_id, max_duration_s=self.timeout + 120).start()
-        c.wait_for("baseline writes acknowledged", lambda: self.writes.log.counts()["acked"] >= 10, 10)
+        self.writes = pg_write_probe(ha.frontend_target(self.inv, application_name="prontuario-drill"), self.run_id, max_duration_s=self.timeout + 120).start()
+        wait_for("baseline writes acknowledged", lambda: self.writes.log.counts()["acked"] >= 10, 10)
         # Let the asynchronous cloud replica receive the baseline, as a steady cluster would.
         time.sleep(2.0)
         return f"{self.writes.log.counts()['acked']} writes acknowledged before the fault"
 
     def _fault(self) -> str:
-        actions = actions_for(self.inv)
+        actions = node_access(self.inv)
         self.t_fault = time.monotonic() - self.writes.log.started_mono
         self.fault_epoch = time.time()
         self.faulted = True
@@ -221,26 +223,26 @@ class CloudDrill:
         return "stopped"
 
     def _start_macs(self) -> str:
-        actions = actions_for(self.inv)
+        actions = node_access(self.inv)
         return "; ".join(f"{node.name}: {actions.act(node.name, 'postgres', 'start')}" for node in self.inv.macs)
 
     def _wait_cluster(self) -> str:
         def ready():
             # /cluster alone can show the members' last words from etcd right after a
             # restart: ask each node's own REST contract, and write through HAProxy.
-            view = c.cluster_view(self.inv)
-            leader, standby = view.leader, c.sync_standby(view)
+            view = patroni.cluster_view(self.inv)
+            leader, standby = view.leader, patroni.sync_standby(view)
             if not (leader and standby):
                 return None
             deadline = time.monotonic() + self.inv.health_checks.timeout_s
             for name, path in ((leader, "/primary"), (standby, "/sync")):
                 node = self.inv.node(name)
-                if c.rest_get(node.address, node.ports.patroni, path, deadline)[0] != 200:
+                if patroni.rest_status(node, path, deadline) != 200:
                     return None
             self._writes_ok()
             return f"leader {leader}, sync standby {standby}"
 
-        text, waited = c.wait_for("a leader with a sync standby, taking writes", ready, 180, poll_s=0.5)
+        text, waited = wait_for("a leader with a sync standby, taking writes", ready, 180, interval_s=0.5)
         self.m["macs_back_s"] = waited
         return f"{text} after {waited:.1f} s"
 
@@ -252,14 +254,14 @@ class CloudDrill:
         from prontuario_cli.lab import Lab
 
         Lab(self.inv.lab.dir, say=lambda text: None).rebuild_standin()
-        c.wait_for(f"{self.instance} accepting connections as a replica", self._replica_ok, 120, poll_s=0.5)
+        wait_for(f"{self.instance} accepting connections as a replica", self._replica_ok, 120, interval_s=0.5)
         return self._replication_works()
 
     def _backup_down(self) -> str:
         from prontuario_cli.drill.watch import snapshot
 
         server = self.inv.cloud.haproxy_server
-        _, waited = c.wait_for(f"HAProxy {server} out of the write backend", lambda: server not in snapshot(self.inv).write_up, 60)
+        _, waited = wait_for(f"HAProxy {server} out of the write backend", lambda: server not in snapshot(self.inv).write_up, 60)
         return f"{server} down after {waited:.1f} s"
 
     def _archive(self) -> str:

@@ -12,13 +12,21 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from prontuario_cli.drill import cluster as c
-from prontuario_cli.drill.actions import actions_for
+from prontuario_cli.cluster import haproxy as ha
+from prontuario_cli.cluster import patroni
+from prontuario_cli.cluster.nodes import node_access
 from prontuario_cli.drill.engine import Activity, StepFailed
 from prontuario_cli.drill.journal import TargetCheck
-from prontuario_cli.drill.probes import committed_seqs, pg_read_probe, pg_write_probe, prepare_table, tally
+from prontuario_cli.drill.probes import (
+    committed_seqs,
+    pg_read_probe,
+    pg_write_probe,
+    prepare_table,
+    tally,
+)
 from prontuario_cli.drill.watch import Watcher
 from prontuario_cli.inventory import Inventory
+from prontuario_cli.poll import wait_for
 
 MODES = ("switchover", "kill", "stop", "hang")
 
@@ -80,16 +88,16 @@ class PostgresFailover:
             Activity("Patroni: one leader, a streaming sync standby, not paused", self._check_patroni),
             Activity("replication check is not CRITICAL (lag under threshold)", self._check_replication),
             Activity("HAProxy: exactly one write server, the leader", self._check_haproxy_leader),
-            Activity("writes flow through HAProxy", lambda: writes_flow(c.pg_target(self.inv), self.run_id)),
+            Activity("writes flow through HAProxy", lambda: writes_flow(ha.frontend_target(self.inv, application_name="prontuario-drill"), self.run_id)),
         ]
 
     def _check_patroni(self) -> str:
-        view = c.cluster_view(self.inv)
+        view = patroni.cluster_view(self.inv)
         if view.paused:
             raise StepFailed("Patroni is paused (maintenance mode): resume it before a drill")
         if not view.leader:
             raise StepFailed("Patroni has no single leader")
-        standby = c.sync_standby(view)
+        standby = patroni.sync_standby(view)
         if not standby:
             raise StepFailed(f"no streaming sync standby (members: {_members(view)})")
         self.old, self.new = view.leader, standby
@@ -123,29 +131,29 @@ class PostgresFailover:
         ]
 
     def _start_probes(self) -> str:
-        self.writes = pg_write_probe(c.pg_target(self.inv), self.run_id, max_duration_s=self.opt.recovery_timeout_s + 60).start()
-        self.reads = pg_read_probe(c.pg_target(self.inv, frontend="read"), max_duration_s=self.opt.recovery_timeout_s + 60).start()
+        self.writes = pg_write_probe(ha.frontend_target(self.inv, application_name="prontuario-drill"), self.run_id, max_duration_s=self.opt.recovery_timeout_s + 60).start()
+        self.reads = pg_read_probe(ha.frontend_target(self.inv, frontend="read", application_name="prontuario-drill"), max_duration_s=self.opt.recovery_timeout_s + 60).start()
         self.watch = Watcher(self.inv, self.writes.log.started_mono).start()
-        c.wait_for("baseline writes acknowledged", lambda: self.writes.log.counts()["acked"] >= 10, 10)
+        wait_for("baseline writes acknowledged", lambda: self.writes.log.counts()["acked"] >= 10, 10)
         time.sleep(self.opt.baseline_s)  # a steady baseline before the fault, by design
         return f"{self.writes.log.counts()['acked']} writes acknowledged before the fault"
 
     def _fault(self) -> str:
-        actions = actions_for(self.inv)
+        actions = node_access(self.inv)
         self.t_fault = time.monotonic() - self.writes.log.started_mono
         self.faulted = True
         if self.mode == "switchover":
-            return c.switchover(self.inv, self.old, self.new)
+            return patroni.switchover(self.inv, self.old, self.new)
         action = {"kill": "kill", "stop": "stop", "hang": "hang"}[self.mode]
         return actions.act(self.old, "postgres", action)
 
     def _wait_recovered(self) -> str:
-        old_server = c.pg_server(self.inv.node(self.old))
-        attempt, _ = c.wait_for(
+        old_server = ha.pg_server(self.inv.node(self.old))
+        attempt, _ = wait_for(
             "a write acknowledged by the new primary",
             lambda: self.writes.log.first_ack_sent_after(self.t_fault, not_server=old_server),
             self.opt.recovery_timeout_s,
-            poll_s=0.05,
+            interval_s=0.05,
         )
         self.m["rto_s"] = round(attempt.done - self.t_fault, 3)
         time.sleep(self.opt.tail_s)  # keep writing a little after recovery, by design
@@ -154,7 +162,7 @@ class PostgresFailover:
     def _count(self) -> str:
         wlog = self.writes.stop()
         rlog = self.reads.stop()
-        self.m.update(tally(wlog, committed_seqs(c.pg_target(self.inv), self.run_id)))
+        self.m.update(tally(wlog, committed_seqs(ha.frontend_target(self.inv, application_name="prontuario-drill"), self.run_id)))
         self.m.update(
             write_gap_s=round(wlog.longest_gap(self.t_fault, wlog.rel(time.monotonic())), 3),
             read_gap_s=round(rlog.longest_gap(self.t_fault, rlog.rel(time.monotonic())), 3),
@@ -177,13 +185,13 @@ class PostgresFailover:
         return [
             Activity(
                 "writes flow through HAProxy to the new primary",
-                lambda: c.wait_for("writes flowing", lambda: writes_flow(c.pg_target(self.inv), self.run_id), self.settle_s, poll_s=0.5)[0],
+                lambda: wait_for("writes flowing", lambda: writes_flow(ha.frontend_target(self.inv, application_name="prontuario-drill"), self.run_id), self.settle_s, interval_s=0.5)[0],
             ),
             Activity("Patroni leader is the former standby", self._check_new_leader),
         ]
 
     def _check_new_leader(self) -> str:
-        view = c.cluster_view(self.inv)
+        view = patroni.cluster_view(self.inv)
         if view.leader != self.new:
             raise StepFailed(f"leader is {view.leader}, expected {self.new}")
         return f"leader {view.leader}"
@@ -210,11 +218,11 @@ class PostgresFailover:
 
     def _restart(self, action: str) -> str:
         self.t_restart = time.monotonic() - self.writes.log.started_mono if self.writes else None
-        return actions_for(self.inv).act(self.old, "postgres", action)
+        return node_access(self.inv).act(self.old, "postgres", action)
 
     def _wait_member(self, name: str, want: str, key: str) -> str:
         def ready():
-            view = c.cluster_view(self.inv)
+            view = patroni.cluster_view(self.inv)
             member = view.member(name)
             if member is None:
                 return None
@@ -222,27 +230,27 @@ class PostgresFailover:
                 return member.state == "streaming"
             return member.role == "sync_standby" and member.state == "streaming"
 
-        _, waited = c.wait_for(f"{name} {want}", ready, self.opt.rejoin_timeout_s)
+        _, waited = wait_for(f"{name} {want}", ready, self.opt.rejoin_timeout_s)
         if self.writes is not None:
             base = self.t_restart if self.t_restart is not None else self.t_fault
             self.m[key] = round(time.monotonic() - self.writes.log.started_mono - base, 3)
         return f"{name} {want} after {self.m.get(key, waited):.1f} s"
 
     def _restore(self) -> str:
-        out = c.switchover(self.inv, self.new, self.old)
-        c.wait_for(f"{self.old} leads again", lambda: c.cluster_view(self.inv).leader == self.old, 60)
-        c.wait_for(f"{self.new} is sync standby again", lambda: c.sync_standby(c.cluster_view(self.inv)) == self.new, self.opt.rejoin_timeout_s)
+        out = patroni.switchover(self.inv, self.new, self.old)
+        wait_for(f"{self.old} leads again", lambda: patroni.cluster_view(self.inv).leader == self.old, 60)
+        wait_for(f"{self.new} is sync standby again", lambda: patroni.sync_standby(patroni.cluster_view(self.inv)) == self.new, self.opt.rejoin_timeout_s)
         return out
 
     def _wait_one_writer(self) -> str:
         from prontuario_cli.drill.watch import snapshot
 
         def one_writer():
-            leader = c.cluster_view(self.inv).leader
+            leader = patroni.cluster_view(self.inv).leader
             up = snapshot(self.inv, timeout_s=self.inv.health_checks.timeout_s).write_up
             return up == (leader,) and f"write -> {leader}"
 
-        text, _ = c.wait_for("HAProxy with one write server, the leader", one_writer, self.settle_s, poll_s=0.5)
+        text, _ = wait_for("HAProxy with one write server, the leader", one_writer, self.settle_s, interval_s=0.5)
         return text
 
     def _stop_watch(self) -> str:
@@ -299,7 +307,7 @@ def writes_flow(target, run_id: str) -> str:
     """Ten writes through ``target``, all acknowledged, within 5 s (each call its own rows)."""
     prepare_table(target)
     probe = pg_write_probe(target, f"{run_id}-check-{time.time_ns()}", max_duration_s=1.0).start()
-    c.wait_for("10 writes acknowledged", lambda: probe.log.counts()["acked"] >= 10 or not probe.loop._thread.is_alive(), 5)
+    wait_for("10 writes acknowledged", lambda: probe.log.counts()["acked"] >= 10 or not probe.loop._thread.is_alive(), 5)
     log = probe.stop()
     counts = log.counts()
     if counts["acked"] < 10 or counts["failed"] or counts["unknown"]:

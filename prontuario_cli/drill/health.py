@@ -17,11 +17,13 @@ import socket
 import time
 from typing import Any, Callable
 
-from prontuario_cli.drill import cluster as c
+from prontuario_cli.cluster import haproxy as ha
+from prontuario_cli.cluster import patroni
 from prontuario_cli.drill.engine import Activity, StepFailed
 from prontuario_cli.drill.journal import TargetCheck
 from prontuario_cli.drill.probes import pg_read_probe, pg_write_probe, prepare_table
 from prontuario_cli.inventory import Inventory
+from prontuario_cli.poll import wait_for
 
 CONTRACTS = {
     "leader": {"/primary": 200, "/replica": 503, "/health": 200},
@@ -72,10 +74,10 @@ class HealthDrill:
         return [Activity("a Patroni leader with a streaming sync standby", self._roles)]
 
     def _roles(self) -> str:
-        view = c.cluster_view(self.inv)
-        if not view.leader or not c.sync_standby(view):
+        view = patroni.cluster_view(self.inv)
+        if not view.leader or not patroni.sync_standby(view):
             raise StepFailed(f"need a leader and a streaming sync standby; members: {[(m.name, m.role, m.state) for m in view.members]}")
-        self.leader, self.replica = view.leader, c.sync_standby(view)
+        self.leader, self.replica = view.leader, patroni.sync_standby(view)
         return f"leader {self.leader}, sync standby {self.replica}"
 
     def method(self) -> list[Activity]:
@@ -90,36 +92,36 @@ class HealthDrill:
         ]
 
     def _start(self) -> str:
-        target = c.pg_target(self.inv)
+        target = ha.frontend_target(self.inv, application_name="prontuario-drill")
         prepare_table(target)
         self.writes = pg_write_probe(target, self.run_id, max_duration_s=300).start()
-        self.reads = pg_read_probe(c.pg_target(self.inv, frontend="read"), max_duration_s=300).start()
-        c.wait_for("writes acknowledged", lambda: self.writes.log.counts()["acked"] >= 10, 10)
+        self.reads = pg_read_probe(ha.frontend_target(self.inv, frontend="read", application_name="prontuario-drill"), max_duration_s=300).start()
+        wait_for("writes acknowledged", lambda: self.writes.log.counts()["acked"] >= 10, 10)
         return "probes running"
 
     def _contracts(self, name: str, role: str) -> dict[str, int]:
         node = self.inv.node(name)
         seen = {}
         for path, want in CONTRACTS[role].items():
-            seen[path] = c.rest_get(node.address, node.ports.patroni, path, time.monotonic() + self.hc.timeout_s)[0]
+            seen[path] = patroni.rest_status(node, path, time.monotonic() + self.hc.timeout_s)
         wrong = {p: s for p, s in seen.items() if s != CONTRACTS[role][p]}
         if wrong:
             raise StepFailed(f"{name} ({role}) answered {wrong}, expected {{{', '.join(f'{p}: {CONTRACTS[role][p]}' for p in wrong)}}}")
         return seen
 
-    def _runtime(self, command: str) -> str:
-        from prontuario_cli.connect.haproxy import runtime_command
-        from prontuario_cli.replication.probes import haproxy_socket
+    def _haproxy(self):
+        from prontuario_cli.cluster.haproxy import HAProxy
 
-        sock = haproxy_socket(self.inv)
-        if not sock:
+        haproxy = HAProxy(self.inv, timeout_s=self.hc.timeout_s)
+        if not haproxy.available:
             raise StepFailed("the inventory names no HAProxy runtime API socket (haproxy.socket)")
-        return runtime_command(sock, command, time.monotonic() + self.hc.timeout_s)
+        return haproxy
+
+    def _runtime(self, command: str) -> str:
+        return self._haproxy().command(command)
 
     def _server_status(self, backend: str, server: str) -> str:
-        from prontuario_cli.replication.facts import parse_haproxy_stat
-
-        for s in parse_haproxy_stat(self._runtime("show stat")):
+        for s in self._haproxy().servers():
             if s.proxy == backend and s.server == server:
                 return s.status
         raise StepFailed(f"HAProxy has no server {backend}/{server}")
@@ -132,7 +134,7 @@ class HealthDrill:
         self._runtime(f"set server {backend}/{self.replica} check-port {closed}")
         self.check_port_changed = True
         started = time.monotonic()
-        _, waited = c.wait_for(f"{backend}/{self.replica} DOWN", lambda: self._server_status(backend, self.replica) == "DOWN", self.down_budget_s + 5, poll_s=0.1)
+        _, waited = wait_for(f"{backend}/{self.replica} DOWN", lambda: self._server_status(backend, self.replica) == "DOWN", self.down_budget_s + 5, interval_s=0.1)
         self.m["haproxy_down_s"] = round(time.monotonic() - started, 3)
         return f"DOWN after {self.m['haproxy_down_s']:.2f} s (check port {closed})"
 
@@ -141,7 +143,7 @@ class HealthDrill:
         self._runtime(f"set server {backend}/{self.replica} check-port {self.inv.node(self.replica).ports.patroni}")
         self.check_port_changed = False
         started = time.monotonic()
-        c.wait_for(f"{backend}/{self.replica} UP", lambda: self._server_status(backend, self.replica) == "UP", self.up_budget_s + 5, poll_s=0.1)
+        wait_for(f"{backend}/{self.replica} UP", lambda: self._server_status(backend, self.replica) == "UP", self.up_budget_s + 5, interval_s=0.1)
         self.m["haproxy_up_s"] = round(time.monotonic() - started, 3)
         return f"UP after {self.m['haproxy_up_s']:.2f} s"
 
@@ -178,9 +180,9 @@ class HealthDrill:
         return [Activity("roles unchanged: the same leader and sync standby", self._same_roles)]
 
     def _same_roles(self) -> str:
-        view = c.cluster_view(self.inv)
-        if (view.leader, c.sync_standby(view)) != (self.leader, self.replica):
-            raise StepFailed(f"roles changed: leader {view.leader}, sync standby {c.sync_standby(view)}")
+        view = patroni.cluster_view(self.inv)
+        if (view.leader, patroni.sync_standby(view)) != (self.leader, self.replica):
+            raise StepFailed(f"roles changed: leader {view.leader}, sync standby {patroni.sync_standby(view)}")
         return "unchanged"
 
     def rollback(self) -> list[Activity]:

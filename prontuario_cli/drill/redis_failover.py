@@ -11,14 +11,15 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from prontuario_cli.drill import cluster as c
-from prontuario_cli.drill.actions import actions_for
+from prontuario_cli.cluster.nodes import node_access
 from prontuario_cli.drill.engine import Activity, StepFailed
 from prontuario_cli.drill.failover import FailoverOptions, _tally_line
 from prontuario_cli.drill.journal import TargetCheck
 from prontuario_cli.drill.probes import redis_present, redis_write_probe, tally
 from prontuario_cli.errors import UsageError
 from prontuario_cli.inventory import Inventory
+from prontuario_cli.poll import wait_for
+from prontuario_cli.secrets import secret_or_none
 
 
 class RedisFailover:
@@ -32,7 +33,7 @@ class RedisFailover:
         self.mode = f"redis-{options.mode}"
         self.run_id = run_id
         self.say = say
-        self.password = c.secret_or_none(inventory, "redis_password")
+        self.password = secret_or_none(inventory, "redis_password")
         self.sentinels = [(n.address, n.ports.sentinel) for n in inventory.nodes if n.ports.sentinel]
         self.old: str | None = None
         self.old_address: str | None = None
@@ -121,21 +122,21 @@ class RedisFailover:
     def _start(self) -> str:
         self.writes = redis_write_probe(self.sentinels, self.inv.cluster.redis_master, self.run_id, password=self.password,
                                         max_duration_s=self.opt.recovery_timeout_s + 60).start()
-        c.wait_for("baseline writes acknowledged", lambda: self.writes.log.counts()["acked"] >= 10, 10)
+        wait_for("baseline writes acknowledged", lambda: self.writes.log.counts()["acked"] >= 10, 10)
         time.sleep(self.opt.baseline_s)  # a steady baseline before the fault, by design
         return f"{self.writes.log.counts()['acked']} writes acknowledged before the fault"
 
     def _fault(self) -> str:
         self.t_fault = time.monotonic() - self.writes.log.started_mono
         self.faulted = True
-        return actions_for(self.inv).act(self.old, "redis", self.opt.mode)
+        return node_access(self.inv).act(self.old, "redis", self.opt.mode)
 
     def _wait(self) -> str:
-        attempt, _ = c.wait_for(
+        attempt, _ = wait_for(
             "a write acknowledged by the new master",
             lambda: self.writes.log.first_ack_sent_after(self.t_fault, not_server=self.old_address),
             self.opt.recovery_timeout_s,
-            poll_s=0.05,
+            interval_s=0.05,
         )
         self.new_address = attempt.server
         self.m["rto_s"] = round(attempt.done - self.t_fault, 3)
@@ -176,7 +177,7 @@ class RedisFailover:
 
     def _restart(self, action: str) -> str:
         self.t_restart = time.monotonic() - self.writes.log.started_mono
-        return actions_for(self.inv).act(self.old, "redis", action)
+        return node_access(self.inv).act(self.old, "redis", action)
 
     def _wait_replica(self) -> str:
         def rejoined():
@@ -185,7 +186,7 @@ class RedisFailover:
             host, port = new.rsplit(":", 1)
             return info.get("role") == "slave" and info.get("master_port") == port and info.get("master_link_status") == "up"
 
-        _, waited = c.wait_for(f"{self.old} replicating from the new master", rejoined, self.opt.rejoin_timeout_s, poll_s=0.5)
+        _, waited = wait_for(f"{self.old} replicating from the new master", rejoined, self.opt.rejoin_timeout_s, interval_s=0.5)
         self.m["rejoin_s"] = round(time.monotonic() - self.writes.log.started_mono - self.t_restart, 3)
         return f"rejoined after {self.m['rejoin_s']:.1f} s"
 

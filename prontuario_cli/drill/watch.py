@@ -88,18 +88,17 @@ class Watcher:
 
 def snapshot(inventory: Inventory, timeout_s: float = 1.0) -> Snapshot:
     """One bounded look at Patroni (every Mac's /cluster) and HAProxy (runtime API)."""
-    from prontuario_cli.connect.haproxy import runtime_command
-    from prontuario_cli.drill.cluster import rest_json
-    from prontuario_cli.replication.facts import parse_haproxy_stat, parse_patroni_cluster
-    from prontuario_cli.replication.probes import haproxy_socket
+    from prontuario_cli.cluster.haproxy import haproxy_socket
+    from prontuario_cli.cluster.patroni import cluster_probe
+    from prontuario_cli.connect.haproxy import show_stat
 
     probes = {}
     for node in inventory.macs:
         if node.ports.patroni:
-            probes[f"patroni:{node.name}"] = lambda deadline, n=node: parse_patroni_cluster(rest_json(n.address, n.ports.patroni, "/cluster", deadline))
+            probes[f"patroni:{node.name}"] = cluster_probe(node)
     sock = haproxy_socket(inventory)
     if sock:
-        probes["haproxy"] = lambda deadline: parse_haproxy_stat(runtime_command(sock, "show stat", deadline))
+        probes["haproxy"] = lambda deadline: show_stat(sock, deadline)
     outcomes = run_all(probes, time.monotonic() + timeout_s)
 
     leader, members = None, ()

@@ -48,13 +48,13 @@ def open_session(inventory: Inventory, instance: str, deadline: float, *, privat
     instance) is reached at ``private_ip`` (from instances.get) on port 5432, never at
     ``cloud.data.host``, which is the live replica.
     """
-    from prontuario_cli.secrets import read_secret
+    from prontuario_cli.secrets import optional_secret
 
     cloud = inventory.cloud
     data = cloud.data
     user = data.user if data else "postgres"
     database = data.database if data else inventory.cluster.database
-    password = read_secret(data.password, "cloud.data.password") if data and data.password else None
+    password = optional_secret(data.password, "cloud.data.password") if data else None
     if data_via(inventory) == "dsn":
         from prontuario_cli.connect.cloudsql import DsnTarget, dsn_session
 

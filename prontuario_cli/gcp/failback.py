@@ -41,7 +41,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from prontuario_cli.errors import ConfigError, ExitCode, OperationFailed, ProntuarioError, RefusedError, UsageError
+from prontuario_cli.cluster.haproxy import check_period_s, check_rise_s
+from prontuario_cli.errors import (
+    ConfigError,
+    ExitCode,
+    OperationFailed,
+    ProntuarioError,
+    RefusedError,
+    UsageError,
+)
 from prontuario_cli.gcp import macs as m
 from prontuario_cli.gcp.runbook import Runbook
 from prontuario_cli.gcp.state import RunState, gcp_lock, run_tables, utc_now
@@ -164,7 +172,7 @@ class Failback(Runbook):
 
     def _mac_session(self, node_name: str, dbname: str, timeout_s: float = 60.0):
         from prontuario_cli.connect.cloudsql import DsnTarget, dsn_session
-        from prontuario_cli.drill.cluster import secret_or_none
+        from prontuario_cli.secrets import secret_or_none
 
         node = self.inv.node(node_name)
         target = DsnTarget(node.address, node.ports.postgresql, self.inv.cluster.postgres_user, dbname, secret_or_none(self.inv, "postgres_password"))
@@ -320,7 +328,7 @@ class Failback(Runbook):
         return "; ".join(parts)
 
     def _start_macs(self, state: RunState) -> str:
-        from prontuario_cli.drill.cluster import cluster_view
+        from prontuario_cli.cluster.patroni import cluster_view
 
         haproxy = self._haproxy()
         if haproxy.available:  # re-assert: the Macs must not take client writes before the copy
@@ -404,7 +412,7 @@ class Failback(Runbook):
         os.replace(str(dump) + ".part", dump)
 
     def _restore(self, dump: Path, leader: str, dbname: str) -> None:
-        from prontuario_cli.drill.cluster import secret_or_none
+        from prontuario_cli.secrets import secret_or_none
 
         node = self.inv.node(leader)
         env = self._pg_env(None, None)
@@ -467,12 +475,12 @@ class Failback(Runbook):
             self._notes.append("no HAProxy runtime API: point the applications back at the Macs by hand")
             return "no HAProxy runtime API: point the applications back at the Macs by hand"
         servers = [(b, n.name) for n in self.inv.macs for b in (haproxy.write_backend, haproxy.read_backend) if haproxy.has(b, n.name)]
-        haproxy.release(servers, m.check_rise_s(self.inv), settle_s=m.check_period_s(self.inv))
+        haproxy.release(servers, check_rise_s(self.inv), settle_s=check_period_s(self.inv))
         leader = state.get("mac_leader")
-        from prontuario_cli.drill.cluster import cluster_view
+        from prontuario_cli.cluster.patroni import cluster_view
 
         leader = cluster_view(self.inv).leader or leader
-        waited = haproxy.wait_state(haproxy.write_backend, leader, True, m.check_rise_s(self.inv))
+        waited = haproxy.wait_state(haproxy.write_backend, leader, True, check_rise_s(self.inv))
         writers = haproxy.writer()
         if writers != [leader]:
             raise OperationFailed(f"HAProxy sends writes to {', '.join(writers) or 'nothing'}, expected only {leader}")
@@ -481,13 +489,15 @@ class Failback(Runbook):
         return f"{haproxy.write_backend}/{leader} UP after {waited:.1f} s; write {row['id']} landed on {row['server']}"
 
     def _write_through_haproxy(self, state: RunState) -> dict:
+        from prontuario_cli.cluster.haproxy import haproxy_node
+        from prontuario_cli.cluster.haproxy import mac_servers as ha_mac_servers
         from prontuario_cli.connect.cloudsql import DsnTarget, dsn_session
-        from prontuario_cli.drill.cluster import haproxy_node, secret_or_none
         from prontuario_cli.gcp.data import write_check
+        from prontuario_cli.secrets import secret_or_none
 
         node = haproxy_node(self.inv)
         target = DsnTarget(node.address, node.ports.haproxy_write, self.inv.cluster.postgres_user, self.database, secret_or_none(self.inv, "postgres_password"))
-        macs = {f"{n.address}:{n.ports.postgresql}" for n in self.inv.macs}
+        macs = ha_mac_servers(self.inv)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -552,7 +562,7 @@ class Failback(Runbook):
         if haproxy.available:
             server = self.inv.cloud.haproxy_server
             servers = [(b, server) for b in (haproxy.write_backend, haproxy.read_backend) if haproxy.has(b, server)]
-            haproxy.release(servers, m.check_rise_s(self.inv), settle_s=m.check_period_s(self.inv), must_be_down=True)
+            haproxy.release(servers, check_rise_s(self.inv), settle_s=check_period_s(self.inv), must_be_down=True)
             parts.append(f"{haproxy.write_backend}/{server} back as a guarded backup (check failing while it is a replica)")
         return "; ".join(parts)
 

@@ -53,6 +53,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from prontuario_cli.cluster.haproxy import check_rise_s
 from prontuario_cli.errors import (
     ExitCode,
     OperationFailed,
@@ -600,7 +601,7 @@ class Promotion(Runbook):
         if not haproxy.has(backend, server):
             raise OperationFailed(f"HAProxy has no server {backend}/{server}", hint="set cloud.haproxy_server to the fallback's server name, then --resume")
         haproxy.ready(backend, server)
-        waited = haproxy.wait_state(backend, server, True, m.check_rise_s(self.inv))
+        waited = haproxy.wait_state(backend, server, True, check_rise_s(self.inv))
         writers = haproxy.writer()
         if writers != [server]:
             raise OperationFailed(f"HAProxy sends writes to {', '.join(writers) or 'nothing'}, not only to {server}", hint="put the Mac servers in maintenance, then --resume")
@@ -610,18 +611,19 @@ class Promotion(Runbook):
         return f"{backend}/{server} UP after {waited:.1f} s; write {row['id']} through the write frontend landed on {row['server']}"
 
     def _write_through_haproxy(self, state: RunState) -> dict:
+        from prontuario_cli.cluster.haproxy import haproxy_node
+        from prontuario_cli.cluster.haproxy import mac_servers as ha_mac_servers
         from prontuario_cli.connect.cloudsql import DsnTarget, dsn_session
-        from prontuario_cli.drill.cluster import haproxy_node
         from prontuario_cli.gcp.data import write_check
-        from prontuario_cli.secrets import read_secret
+        from prontuario_cli.secrets import optional_secret
 
         node = haproxy_node(self.inv)
         data = self.inv.cloud.data
         user = data.user if data else self.inv.cluster.postgres_user
         database = data.database if data else self.inv.cluster.database
-        password = read_secret(data.password, "cloud.data.password") if data and data.password else None
+        password = optional_secret(data.password, "cloud.data.password") if data else None
         target = DsnTarget(node.address, node.ports.haproxy_write, user, database, password)
-        mac_servers = {f"{n.address}:{n.ports.postgresql}" for n in self.inv.macs}
+        mac_servers = ha_mac_servers(self.inv)
         deadline = time.monotonic() + 30
         while True:
             try:

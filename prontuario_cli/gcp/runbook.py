@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prontuario_cli.gcp import macs as m
+from prontuario_cli.cluster.haproxy import HAProxy
 from prontuario_cli.gcp.state import RunState
 from prontuario_cli.inventory import Inventory
 
@@ -35,5 +35,5 @@ class Runbook:
     def state_path(self) -> Path:
         return RunState.path_for(self.state_dir, self.kind, self.instance)
 
-    def _haproxy(self) -> m.HAProxy:
-        return m.HAProxy(self.inv, timeout_s=max(2.0, self.inv.health_checks.timeout_s * 2))
+    def _haproxy(self) -> HAProxy:
+        return HAProxy(self.inv)

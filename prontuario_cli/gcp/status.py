@@ -109,7 +109,9 @@ def status(inventory: Inventory, instance: str | None = None) -> GcpStatus:
     except ProntuarioError as exc:
         health = []
         errors.append(f"Macs: {exc.one_line()}")
-    haproxy = m.HAProxy(inventory)
+    from prontuario_cli.cluster.haproxy import HAProxy
+
+    haproxy = HAProxy(inventory)
     routes, writers = [], []
     if haproxy.available:
         try:
@@ -140,6 +142,6 @@ def status(inventory: Inventory, instance: str | None = None) -> GcpStatus:
         failback=failback.data if failback else None,
         macs=tuple({"node": h.node, "state": h.state, "patroni": h.patroni, "postgres": h.postgres} for h in health),
         write_servers=tuple(writers),
-        haproxy=tuple({"proxy": r.proxy, "server": r.server, "status": r.status, "backup": r.backup, "check": r.check} for r in routes),
+        haproxy=tuple({"proxy": r.proxy, "server": r.server, "status": r.status, "backup": r.backup, "check": r.check_status} for r in routes),
         errors=tuple(errors),
     )

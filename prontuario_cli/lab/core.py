@@ -24,9 +24,30 @@ from prontuario_cli.errors import ConfigError, UsageError
 from prontuario_cli.lab import down as _down
 from prontuario_cli.lab import up as _up
 from prontuario_cli.lab.components import Component, components
-from prontuario_cli.lab.procs import alive, postmaster_pid, processes_under, running_pid, signal_pid, stop_pids
-from prontuario_cli.lab.spec import DEFAULT_BASE_PORT, MACS, Binaries, LabSpec, default_dir, load_spec
-from prontuario_cli.lab.status import LabDownReport, LabPlan, LabStatus, LabUpReport, lab_status
+from prontuario_cli.lab.procs import (
+    alive,
+    children,
+    postmaster_pid,
+    processes_under,
+    running_pid,
+    signal_pid,
+    stop_pids,
+)
+from prontuario_cli.lab.spec import (
+    DEFAULT_BASE_PORT,
+    MACS,
+    Binaries,
+    LabSpec,
+    default_dir,
+    load_spec,
+)
+from prontuario_cli.lab.status import (
+    LabDownReport,
+    LabPlan,
+    LabStatus,
+    LabUpReport,
+    lab_status,
+)
 
 
 def _stderr(text: str) -> None:
@@ -140,11 +161,14 @@ class Lab:
         return None
 
     def kill_node(self, node: str, sig: int = signal.SIGKILL) -> list[int]:
-        """Signal a Mac's Patroni and PostgreSQL together (SIGKILL = node loss, SIGSTOP = hang)."""
+        """Signal every PostgreSQL process of a Mac at once — Patroni, the postmaster and each
+        backend — as a lost (SIGKILL) or frozen (SIGSTOP) machine would. Signalling only
+        the parents leaves the backends serving writes for seconds (a false RTO)."""
         if node not in MACS:
             raise UsageError(f"{node!r} is not a data node", hint=f"choose one of: {', '.join(MACS)}")
-        pids = [self.pid(f"patroni-{node}"), self.pid(f"postgres-{node}")]
-        return [pid for pid in pids if pid and signal_pid(pid, sig)]
+        patroni, postmaster = self.pid(f"patroni-{node}"), self.pid(f"postgres-{node}")
+        pids = [pid for pid in (patroni, postmaster) if pid] + (children(postmaster) if postmaster else [])
+        return [pid for pid in pids if signal_pid(pid, sig)]
 
     def stop(self, name: str, timeout_s: float = 15.0) -> None:
         """Stop one component gracefully (SIGINT for PostgreSQL), SIGKILL after ``timeout_s``."""

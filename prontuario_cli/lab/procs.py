@@ -148,6 +148,22 @@ def signal_pid(pid: int | None, sig: int) -> bool:
         return False
 
 
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid``, read from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
 def wait_dead(pids: list[int], timeout_s: float) -> list[int]:
     """Poll /proc until every PID is gone or ``timeout_s`` passes; return those still alive."""
     deadline = time.monotonic() + timeout_s

@@ -28,8 +28,10 @@ from collections import Counter
 from dataclasses import replace
 from typing import Mapping
 
+from prontuario_cli.cluster.patroni import PatroniCluster, PatroniMember, PatroniNode
 from prontuario_cli.connect import Refused, TimedOut
 from prontuario_cli.connect.fanout import Outcome
+from prontuario_cli.connect.haproxy import HAProxyServer
 from prontuario_cli.errors import PermissionProblem, UnavailableError
 from prontuario_cli.inventory import Inventory, Node, ReplicationLagTargets
 from prontuario_cli.replication import facts
@@ -231,7 +233,7 @@ def _finish_member(row: MemberRow, c: _Collector) -> MemberRow:
 # --------------------------------------------------------------------------- PostgreSQL
 
 
-def _member_node(member: facts.PatroniMember, nodes: list[Node]) -> str | None:
+def _member_node(member: PatroniMember, nodes: list[Node]) -> str | None:
     for node in nodes:
         if node.name == member.name:
             return node.name
@@ -244,7 +246,7 @@ def _member_node(member: facts.PatroniMember, nodes: list[Node]) -> str | None:
 def _evaluate_postgres(inventory: Inventory, outcomes, targets, gcp_active, timeout_s, c: _Collector):
     nodes = [n for n in inventory.nodes if n.ports.patroni or n.ports.postgresql]
     pg_facts: dict[str, facts.PgNode] = {}
-    patroni_facts: dict[str, tuple[facts.PatroniNode, facts.PatroniCluster]] = {}
+    patroni_facts: dict[str, tuple[PatroniNode, PatroniCluster]] = {}
     pg_reach: dict[str, tuple[str, Status, str]] = {}
     for node in nodes:
         if node.ports.postgresql:
@@ -293,7 +295,7 @@ def _evaluate_postgres(inventory: Inventory, outcomes, targets, gcp_active, time
 
     view = views.get(leader) if leader else None
     view = view or next(iter(views.values()), None)
-    member_by_node: dict[str, facts.PatroniMember] = {}
+    member_by_node: dict[str, PatroniMember] = {}
     if view is not None:
         for m in view.members:
             mapped = _member_node(m, nodes)
@@ -338,7 +340,7 @@ def _evaluate_postgres(inventory: Inventory, outcomes, targets, gcp_active, time
     return leader, timeline, members, replicas
 
 
-def _leader_node(cluster: facts.PatroniCluster, nodes: list[Node]) -> str | None:
+def _leader_node(cluster: PatroniCluster, nodes: list[Node]) -> str | None:
     leader = cluster.leader
     if leader is None:
         return None
@@ -551,7 +553,7 @@ def _evaluate_sentinels(inventory: Inventory, outcomes, redis_master, timeout_s,
 # --------------------------------------------------------------------------- HAProxy
 
 
-def _server_node(server: facts.HAProxyServer, inventory: Inventory) -> str | None:
+def _server_node(server: HAProxyServer, inventory: Inventory) -> str | None:
     names = {n.name for n in inventory.nodes}
     if server.server in names:
         return server.server
@@ -574,7 +576,7 @@ def _evaluate_haproxy(inventory: Inventory, outcomes, leader, gcp_active, timeou
         if status != Status.OK:
             c.add("haproxy", status, note)
             continue
-        servers: tuple[facts.HAProxyServer, ...] = outcomes[source].value
+        servers: tuple[HAProxyServer, ...] = outcomes[source].value
         write = [s for s in servers if s.proxy == write_name]
         read = [s for s in servers if s.proxy == read_name]
         if not write:

@@ -10,8 +10,6 @@ what the evaluator looks results up by::
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Callable
 
 from prontuario_cli.inventory import Inventory, Node
@@ -20,23 +18,13 @@ from prontuario_cli.replication import facts
 Probe = Callable[[float], object]
 
 
-def haproxy_socket(inventory: Inventory) -> str | None:
-    """The runtime API address: ``haproxy.socket``, else ``<lab.dir>/haproxy.sock`` in a lab."""
-    if inventory.haproxy.socket:
-        socket = inventory.haproxy.socket
-        return os.path.expanduser(socket) if socket.startswith("~") else socket
-    if inventory.lab is not None:
-        return str(Path(inventory.lab.dir) / "haproxy.sock")
-    return None
-
-
 def build_probes(inventory: Inventory) -> dict[str, Probe]:
     """Every probe the inventory calls for; secrets are read here, before any clock starts."""
-    from prontuario_cli.secrets import read_secret
+    from prontuario_cli.secrets import optional_secret
 
     secrets = inventory.secrets
-    pg_password = read_secret(secrets.postgres_password, "postgres_password") if secrets.postgres_password else None
-    redis_password = read_secret(secrets.redis_password, "redis_password") if secrets.redis_password else None
+    pg_password = optional_secret(secrets.postgres_password, "postgres_password")
+    redis_password = optional_secret(secrets.redis_password, "redis_password")
     probes: dict[str, Probe] = {}
     for node in inventory.nodes:
         ports = node.ports
@@ -52,8 +40,10 @@ def build_probes(inventory: Inventory) -> dict[str, Probe]:
             probes[f"sentinel:{node.name}"] = _sentinel_probe(node.address, ports.sentinel, inventory.cluster.redis_master)
     cloud = inventory.cloud.data if inventory.cloud else None
     if cloud is not None:
-        cloud_password = read_secret(cloud.password, "cloud.data.password") if cloud.password else None
+        cloud_password = optional_secret(cloud.password, "cloud.data.password")
         probes["postgres:cloud"] = _postgres_probe(cloud.host, cloud.port, cloud.user, cloud.database, cloud_password, primary_queries=False)
+    from prontuario_cli.cluster.haproxy import haproxy_socket
+
     socket = haproxy_socket(inventory)
     if socket:
         probes["haproxy"] = _haproxy_socket_probe(socket)
@@ -65,14 +55,12 @@ def build_probes(inventory: Inventory) -> dict[str, Probe]:
 
 
 def _patroni_probe(node: Node) -> Probe:
-    base = f"http://{_host(node.address)}:{node.ports.patroni}"
-
     def probe(deadline: float):
-        from prontuario_cli.connect.http import get_json
+        from prontuario_cli.cluster import patroni
 
-        _, own = get_json(base + facts.PATRONI_NODE_PATH, deadline, accept_status=(503,))
-        _, cluster = get_json(base + facts.PATRONI_CLUSTER_PATH, deadline, accept_status=(503,))
-        return facts.parse_patroni_node(own), facts.parse_patroni_cluster(cluster)
+        own = patroni.rest_json(node, patroni.PATRONI_NODE_PATH, deadline)
+        cluster = patroni.rest_json(node, patroni.PATRONI_CLUSTER_PATH, deadline)
+        return patroni.parse_patroni_node(own), patroni.parse_patroni_cluster(cluster)
 
     return probe
 
@@ -117,23 +105,27 @@ def _sentinel_probe(host: str, port: int, master_name: str) -> Probe:
 
 def _haproxy_socket_probe(path: str) -> Probe:
     def probe(deadline: float):
-        from prontuario_cli.connect.haproxy import runtime_command
+        from prontuario_cli.connect.haproxy import show_stat
 
-        return facts.parse_haproxy_stat(runtime_command(path, facts.HAPROXY_STAT_COMMAND, deadline))
+        return show_stat(path, deadline)
 
     return probe
 
 
 def _haproxy_stats_probe(node: Node) -> Probe:
-    url = f"http://{_host(node.address)}:{node.ports.haproxy_stats}{facts.HAPROXY_STATS_CSV_PATH}"
+    from prontuario_cli.connect.haproxy import HAPROXY_STATS_CSV_PATH
+    from prontuario_cli.connect.http import url_of
+
+    url = url_of(node.address, node.ports.haproxy_stats, HAPROXY_STATS_CSV_PATH)
 
     def probe(deadline: float):
+        from prontuario_cli.connect.haproxy import parse_haproxy_stat
         from prontuario_cli.connect.http import get_text
+        from prontuario_cli.errors import UnavailableError
 
-        return facts.parse_haproxy_stat(get_text(url, deadline))
+        try:
+            return parse_haproxy_stat(get_text(url, deadline))
+        except ValueError as exc:
+            raise UnavailableError(f"{url}: {exc}") from None
 
     return probe
-
-
-def _host(address: str) -> str:
-    return f"[{address}]" if ":" in address else address

@@ -73,7 +73,7 @@ def test_redis_sentinel_failover(lab):
 
 
 def test_restore_primary_switches_back(lab):
-    from prontuario_cli.drill import cluster
+    from prontuario_cli.cluster import patroni as cluster
     from prontuario_cli.inventory import load_inventory
 
     inventory = load_inventory(lab.inventory_path)
@@ -94,8 +94,9 @@ def test_health_drill_has_zero_downtime(lab):
 
 def test_drill_refuses_when_preconditions_fail(lab):
     """A paused Patroni cluster: the drill aborts before touching anything (exit 12)."""
-    from prontuario_cli.drill import cluster
+    from prontuario_cli.cluster import patroni as cluster
     from prontuario_cli.inventory import load_inventory
+    from prontuario_cli.poll import wait_for
 
     inventory = load_inventory(lab.inventory_path)
     node = inventory.macs[0]
@@ -104,7 +105,7 @@ def test_drill_refuses_when_preconditions_fail(lab):
     url = f"http://{node.address}:{node.ports.patroni}/config"
     httpx.patch(url, json={"pause": True}, timeout=5).raise_for_status()
     try:
-        cluster.wait_for("paused", lambda: cluster.cluster_view(inventory).paused, 15)
+        wait_for("paused", lambda: cluster.cluster_view(inventory).paused, 15)
         leader = cluster.cluster_view(inventory).leader
         result, journal = drill(lab, "failover", "--mode", "kill")
         assert result.code == ExitCode.ABORTED and journal["verdict"] == "aborted"
@@ -112,7 +113,7 @@ def test_drill_refuses_when_preconditions_fail(lab):
         assert cluster.cluster_view(inventory).leader == leader  # nothing was changed
     finally:
         httpx.patch(url, json={"pause": False}, timeout=5).raise_for_status()
-        cluster.wait_for("resumed", lambda: not cluster.cluster_view(inventory).paused, 15)
+        wait_for("resumed", lambda: not cluster.cluster_view(inventory).paused, 15)
 
 
 @pytest.mark.slow
@@ -126,14 +127,15 @@ def test_ten_kill_failovers_in_a_row(lab):
 
 
 def test_cloud_drill_promotes_the_drill_replica_and_rolls_back(lab):
-    from prontuario_cli.drill import cluster
-    from prontuario_cli.gcp.data import open_session, read_lag
-    from prontuario_cli.inventory import load_inventory
-
     # The asynchronous cloud replica may have diverged during the failover drills above
     # (it can receive WAL the sync standby never had): give it a fresh start, as the
     # drill's own precondition would demand.
     import time
+
+    from prontuario_cli.cluster import patroni as cluster
+    from prontuario_cli.gcp.data import open_session, read_lag
+    from prontuario_cli.inventory import load_inventory
+    from prontuario_cli.poll import wait_for
 
     inventory = load_inventory(lab.inventory_path)
     lab.rebuild_standin()
@@ -142,7 +144,7 @@ def test_cloud_drill_promotes_the_drill_replica_and_rolls_back(lab):
         with open_session(inventory, "prontuario-lab-drill", time.monotonic() + 5) as session:
             return read_lag(session).receiver_status == "streaming"
 
-    cluster.wait_for("the rebuilt cloud replica streaming", streaming, 60)
+    wait_for("the rebuilt cloud replica streaming", streaming, 60)
     result, journal = drill(lab, "cloud")
     assert result.code == ExitCode.OK, (journal["reason"], result.err[-2000:])
     assert journal["measurements"]["replication_delay_s"] < 60

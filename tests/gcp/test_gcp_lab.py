@@ -110,8 +110,7 @@ def write_rows(lab, n: int, tag: str) -> int:
 
 
 def writers(lab) -> list[str]:
-    from prontuario_cli.connect.haproxy import runtime_command
-    from prontuario_cli.replication.facts import parse_haproxy_stat
+    from prontuario_cli.connect.haproxy import parse_haproxy_stat, runtime_command
 
     text = runtime_command(str(lab.spec.haproxy_socket), "show stat", time.monotonic() + 3)
     servers = [s for s in parse_haproxy_stat(text) if s.proxy == "write"]

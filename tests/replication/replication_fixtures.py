@@ -10,8 +10,10 @@ import dataclasses
 import json
 from pathlib import Path
 
+from prontuario_cli.cluster import patroni
 from prontuario_cli.connect import Refused, TimedOut
 from prontuario_cli.connect.fanout import Outcome
+from prontuario_cli.connect.haproxy import parse_haproxy_stat
 from prontuario_cli.inventory import load_inventory
 from prontuario_cli.replication import facts
 
@@ -42,10 +44,10 @@ def sentinel_view() -> facts.SentinelView:
 
 def healthy() -> dict[str, Outcome]:
     rows = pg_rows()
-    cluster = facts.parse_patroni_cluster(data("patroni_cluster.json"))
+    cluster = patroni.parse_patroni_cluster(data("patroni_cluster.json"))
     values = {
-        "patroni:mac-studio-1": (facts.parse_patroni_node(data("patroni_mac-studio-1.json")), cluster),
-        "patroni:mac-studio-2": (facts.parse_patroni_node(data("patroni_mac-studio-2.json")), cluster),
+        "patroni:mac-studio-1": (patroni.parse_patroni_node(data("patroni_mac-studio-1.json")), cluster),
+        "patroni:mac-studio-2": (patroni.parse_patroni_node(data("patroni_mac-studio-2.json")), cluster),
         "postgres:mac-studio-1": facts.parse_pg_node(rows["primary_node"], rows["primary_replication"]),
         "postgres:mac-studio-2": facts.parse_pg_node(rows["replica_node"]),
         "postgres:cloud": facts.parse_pg_node(rows["cloud_node"]),
@@ -54,7 +56,7 @@ def healthy() -> dict[str, Outcome]:
         "sentinel:mac-studio-1": sentinel_view(),
         "sentinel:mac-studio-2": sentinel_view(),
         "sentinel:witness": sentinel_view(),
-        "haproxy": facts.parse_haproxy_stat(text("haproxy_show_stat.csv")),
+        "haproxy": parse_haproxy_stat(text("haproxy_show_stat.csv")),
     }
     return {name: Outcome(name, value=value) for name, value in values.items()}
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from prontuario_cli.cluster import patroni
+from prontuario_cli.connect.haproxy import HAProxyServer, parse_haproxy_stat
 from prontuario_cli.connect.redis import ReplyError
 from prontuario_cli.replication import facts
 from tests.replication.replication_fixtures import data, pg_rows, text
 
 
 def test_patroni_cluster_view():
-    cluster = facts.parse_patroni_cluster(data("patroni_cluster.json"))
+    cluster = patroni.parse_patroni_cluster(data("patroni_cluster.json"))
     assert cluster.leader == "mac-studio-1"
     standby = cluster.member("mac-studio-2")
     assert (standby.role, standby.state, standby.timeline, standby.lag_bytes) == ("sync_standby", "streaming", 1, 0)
@@ -18,7 +20,7 @@ def test_patroni_cluster_view():
 
 
 def test_patroni_cluster_with_unknown_lag_and_no_leader():
-    cluster = facts.parse_patroni_cluster(
+    cluster = patroni.parse_patroni_cluster(
         {"members": [{"name": "a", "role": "replica", "state": "stopped", "lag": "unknown"}], "pause": True}
     )
     assert cluster.leader is None and cluster.paused
@@ -26,11 +28,11 @@ def test_patroni_cluster_with_unknown_lag_and_no_leader():
 
 
 def test_patroni_node_views():
-    primary = facts.parse_patroni_node(data("patroni_mac-studio-1.json"))
-    replica = facts.parse_patroni_node(data("patroni_mac-studio-2.json"))
+    primary = patroni.parse_patroni_node(data("patroni_mac-studio-1.json"))
+    replica = patroni.parse_patroni_node(data("patroni_mac-studio-2.json"))
     assert (primary.name, primary.role, primary.state, primary.timeline) == ("mac-studio-1", "primary", "running", 1)
     assert replica.sync_standby and replica.replication_state == "streaming"
-    assert facts.parse_patroni_node({"role": "master", "state": "running"}).role == "primary"
+    assert patroni.parse_patroni_node({"role": "master", "state": "running"}).role == "primary"
 
 
 def test_pg_primary_with_replicas():
@@ -112,7 +114,7 @@ def test_sentinel_without_quorum_or_master():
 
 
 def test_haproxy_show_stat():
-    servers = facts.parse_haproxy_stat(text("haproxy_show_stat.csv"))
+    servers = parse_haproxy_stat(text("haproxy_show_stat.csv"))
     by_name = {(s.proxy, s.server): s for s in servers}
     assert set(by_name) == {
         ("write", "mac-studio-1"), ("write", "mac-studio-2"), ("write", "cloudsql"),
@@ -129,9 +131,9 @@ def test_haproxy_show_stat():
     [("UP", True), ("UP 1/2", True), ("DOWN", False), ("DOWN 1/2", False), ("NOLB", False), ("MAINT", False), ("DRAIN", False)],
 )
 def test_haproxy_server_up_states(status, up):
-    assert facts.HAProxyServer("write", "a", status).up is up
+    assert HAProxyServer("write", "a", status).up is up
 
 
 def test_haproxy_rejects_something_else():
     with pytest.raises(ValueError):
-        facts.parse_haproxy_stat("Unknown command\n")
+        parse_haproxy_stat("Unknown command\n")

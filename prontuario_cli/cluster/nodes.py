@@ -1,0 +1,251 @@
+"""The one node-access seam: what prontuario does *to* a node, lab or real Mac alike.
+
+Drills, the cloud fallback, model sync and bootstrap only see :class:`NodeAccess`:
+
+- ``act(node, service, action)`` — start / stop / kill / hang / resume a node's
+  database (Patroni + PostgreSQL) or Redis;
+- ``run(node, command, timeout_s=..., on_output=...)`` — run a command, bounded,
+  its output streamed line by line as it comes (rsync, ``prontuario … --json``).
+
+:func:`node_access` is the only place that decides whether the inventory is a lab:
+a lab (``lab.dir``) acts on the lab's processes by PID and runs commands here; real
+nodes run the commands of ``playbooks/node-actions.yaml`` and the given command over
+SSH (paramiko, host keys verified with RejectPolicy).
+
+A node's loss or freeze signals **every** PostgreSQL process of the node at once —
+Patroni, the postmaster and each backend — as a lost or frozen machine would: signalling
+only the parents leaves the backends serving writes for seconds (a false RTO).
+"""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import time
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+from prontuario_cli.connect.ssh import CommandResult
+from prontuario_cli.errors import ConfigError, OperationFailed
+from prontuario_cli.inventory import Inventory
+
+ACTIONS = ("kill", "stop", "hang", "resume", "start")
+SERVICES = ("postgres", "redis")
+SIGNALS = {"kill": signal.SIGKILL, "hang": signal.SIGSTOP, "resume": signal.SIGCONT}
+
+Output = Callable[[str, str], None]  # (stream "stdout" | "stderr", one line without its newline)
+Command = str | Sequence[str]
+
+
+class NodeAccess(Protocol):
+    where: str  # "lab /path" or "ssh"
+    is_lab: bool
+
+    def act(self, node: str, service: str, action: str) -> str: ...
+
+    def run(self, node: str, command: Command, *, timeout_s: float, on_output: Output | None = None) -> CommandResult: ...
+
+    def pg_tool(self, name: str) -> str: ...
+
+    def rebuild_cloud_replica(self) -> str | None: ...
+
+    @property
+    def profile(self) -> str | None: ...
+
+
+def is_lab(inventory: Inventory) -> bool:
+    """True when the inventory describes a loopback lab (``lab.dir``)."""
+    return inventory.lab is not None
+
+
+def lab_dir(inventory: Inventory) -> Path | None:
+    return Path(inventory.lab.dir) if is_lab(inventory) else None
+
+
+def node_access(inventory: Inventory) -> NodeAccess:
+    """How to reach this inventory's nodes: the lab's processes, or SSH."""
+    return LabNodes(inventory) if is_lab(inventory) else SSHNodes(inventory)
+
+
+def _check(service: str, action: str) -> None:
+    if service not in SERVICES or action not in ACTIONS:
+        raise OperationFailed(f"no node action {action!r} for {service!r}", hint=f"actions: {', '.join(ACTIONS)}; services: {', '.join(SERVICES)}")
+
+
+def _postgres_pg_tool(name: str, extra: Sequence[Path] = ()) -> str:
+    """Where a PostgreSQL 15 client tool is: ``extra`` first, then version 15's bin, then PATH."""
+    import shutil
+
+    for path in (*extra, Path("/usr/lib/postgresql/15/bin") / name):
+        if path.exists():
+            return str(path)
+    found = shutil.which(name)
+    if not found:
+        raise ConfigError(f"{name} is not installed here", hint="install the PostgreSQL 15 client (apt-get install postgresql-client-15)")
+    return found
+
+
+# --------------------------------------------------------------------------- the lab
+
+
+class LabNodes:
+    """The nodes of a loopback lab: its processes, by PID, on this machine."""
+
+    is_lab = True
+
+    def __init__(self, inventory: Inventory):
+        from prontuario_cli.lab import Lab
+
+        self.lab = Lab(inventory.lab.dir, say=lambda text: None)
+        self.where = f"lab {inventory.lab.dir}"
+
+    @property
+    def profile(self) -> str | None:
+        return self.lab.spec.profile
+
+    def act(self, node: str, service: str, action: str) -> str:
+        _check(service, action)
+        lab = self.lab
+        if service == "postgres":
+            if action in SIGNALS:
+                sig = SIGNALS[action]
+                return f"{sig.name} pids {lab.kill_node(node, sig)}"
+            if action == "stop":
+                lab.stop(f"patroni-{node}", timeout_s=30)
+                return f"stopped patroni-{node} (SIGTERM, PostgreSQL shut down by Patroni)"
+            return f"started patroni-{node} (pid {lab.start(f'patroni-{node}')})"
+        name = f"redis-{node}"
+        if action in SIGNALS:
+            return f"{SIGNALS[action].name} pid {lab.kill(name, SIGNALS[action])}"
+        if action == "stop":
+            lab.stop(name)
+            return f"stopped {name}"
+        return f"started {name} (pid {lab.start(name)})"
+
+    def run(self, node: str, command: Command, *, timeout_s: float, on_output: Output | None = None) -> CommandResult:
+        """Run ``command`` here (every lab node is this machine): a string through ``sh -c``."""
+        argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+        return run_local(argv, timeout_s=timeout_s, on_output=on_output, where=f"{node} (lab)")
+
+    def pg_tool(self, name: str) -> str:
+        return _postgres_pg_tool(name, [Path(self.lab.spec.binaries.pg_bin) / name])
+
+    def rebuild_cloud_replica(self) -> str | None:
+        self.lab.rebuild_standin()
+        return "stand-in cloned again from the Macs"
+
+
+def run_local(argv: Sequence[str], *, timeout_s: float, on_output: Output | None = None, where: str = "here") -> CommandResult:
+    """Run ``argv`` on this machine, bounded by ``timeout_s`` (then killed), output streamed."""
+    import subprocess
+    import threading
+
+    started = time.monotonic()
+    try:
+        child = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as exc:
+        raise OperationFailed(f"{where}: cannot run {argv[0]}: {exc.strerror or exc}") from None
+    captured: dict[str, list[str]] = {"stdout": [], "stderr": []}
+
+    def pump(stream, name: str) -> None:
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            captured[name].append(line)
+            if on_output is not None:
+                on_output(name, line)
+        stream.close()
+
+    pumps = [threading.Thread(target=pump, args=(child.stdout, "stdout"), daemon=True),
+             threading.Thread(target=pump, args=(child.stderr, "stderr"), daemon=True)]
+    for thread in pumps:
+        thread.start()
+    try:
+        status = child.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        import os
+
+        try:
+            os.killpg(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        child.wait()
+        raise OperationFailed(f"{where}: {shlex.join(argv)[:200]} did not finish within {timeout_s:g} s (killed)") from None
+    except BaseException:
+        child.kill()
+        child.wait()
+        raise
+    for thread in pumps:
+        thread.join(timeout=5)
+    return CommandResult(status, "\n".join(captured["stdout"]), "\n".join(captured["stderr"]), round(time.monotonic() - started, 3))
+
+
+# --------------------------------------------------------------------------- real nodes over SSH
+
+
+class SSHNodes:
+    """Real nodes: the playbook's command for (os, service, action), or any command, over SSH."""
+
+    is_lab = False
+    profile = None
+
+    def __init__(self, inventory: Inventory, playbook: Path | None = None):
+        self.inventory = inventory
+        self._playbook_path = playbook
+        self._playbook: dict | None = None
+        self.where = "ssh"
+
+    @property
+    def playbook(self) -> dict:
+        if self._playbook is None:
+            self._playbook = load_playbook(self._playbook_path or default_playbook())
+        return self._playbook
+
+    def command(self, node: str, service: str, action: str) -> str:
+        os_name = self.inventory.node(node).os
+        try:
+            return self.playbook[os_name][service][action]
+        except KeyError:
+            raise ConfigError(f"playbook has no command for {os_name}/{service}/{action}") from None
+
+    def act(self, node: str, service: str, action: str) -> str:
+        _check(service, action)
+        result = self.run(node, self.command(node, service, action), timeout_s=60)
+        if result.exit_status != 0:
+            raise OperationFailed(f"{node}: {service} {action} exited {result.exit_status}: {result.stderr.strip()[:200]}")
+        return result.stdout.strip()[:200] or f"{service} {action} done"
+
+    def run(self, node: str, command: Command, *, timeout_s: float, on_output: Output | None = None) -> CommandResult:
+        from prontuario_cli.connect.ssh import run_command
+
+        text = command if isinstance(command, str) else shlex.join(command)
+        return run_command(self.inventory.node(node), text, timeout_s=timeout_s, on_output=on_output)
+
+    def pg_tool(self, name: str) -> str:
+        return _postgres_pg_tool(name)
+
+    def rebuild_cloud_replica(self) -> str | None:
+        return None  # re-created on Google's side by a person (Cloud SQL console or gcloud)
+
+
+def default_playbook() -> Path:
+    return Path(__file__).resolve().parent.parent / "playbooks" / "node-actions.yaml"
+
+
+def load_playbook(path: Path) -> dict:
+    """``{os: {service: {action: command}}}``, validated."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read playbook {path}: {exc}") from None
+    problems = []
+    for os_name in ("macos", "debian"):
+        for service in SERVICES:
+            for action in ACTIONS:
+                command = (((data or {}).get(os_name) or {}).get(service) or {}).get(action)
+                if not isinstance(command, str) or not command.strip():
+                    problems.append(f"{path}: {os_name}.{service}.{action}: missing command")
+    if problems:
+        raise ConfigError(f"{path}: the playbook is incomplete", problems)
+    return data
