@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from prontuario_cli.clock import utc_now
 from prontuario_cli.errors import ExitCode, IntegrityError, PermissionProblem, ProntuarioError
 from prontuario_cli.report import Nagios, Perf, Status, Table
 
@@ -71,11 +72,9 @@ class AuditLog:
             os.close(fd)  # closing releases the lock
 
     def _write_head(self, entry: dict[str, Any]) -> None:
-        tmp = self.head_path.with_name(self.head_path.name + f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"seq": entry["seq"], "hash": entry["hash"]}, fh)
-        os.replace(tmp, self.head_path)
+        from prontuario_cli.files import write_atomically
+
+        write_atomically(self.head_path, json.dumps({"seq": entry["seq"], "hash": entry["hash"]}), 0o600)
 
     # ------------------------------------------------------------------ reading
 
@@ -263,7 +262,7 @@ def action(log: AuditLog, command: str, args: dict[str, Any], *, dry_run: bool =
         raise
     finally:
         record = {
-            "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "time": utc_now(),
             "operator": _operator(),
             "host": socket.gethostname(),
             "command": command,

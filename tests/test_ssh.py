@@ -162,3 +162,33 @@ def test_an_incomplete_playbook_names_what_is_missing(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_playbook(path)
     assert any("macos.postgres.stop: missing command" in p for p in caught.value.problems)
+
+
+def test_node_access_runs_a_command_over_ssh_with_streamed_output(sshd):
+    """The seam model sync and remote verify will drive: lines arrive as the command prints them."""
+    from prontuario_cli.cluster.nodes import SSHNodes
+    from prontuario_cli.inventory import parse_inventory
+
+    inventory = parse_inventory(
+        f"""
+nodes:
+  - name: mac-studio-1
+    role: primary
+    address: 127.0.0.1
+    os: debian
+    ssh: {{port: {sshd['port']}, user: root, key: {sshd['key']}, known_hosts: {sshd['known_hosts']}}}
+""",
+        "ssh-test.yaml",
+    )
+    seen: list[tuple[str, str, float]] = []
+    started = time.monotonic()
+    result = SSHNodes(inventory).run(
+        "mac-studio-1", ["sh", "-c", "echo one; sleep 1; echo two; echo oops >&2; exit 3"], timeout_s=20,
+        on_output=lambda stream, line: seen.append((stream, line, time.monotonic() - started)),
+    )
+    assert result.exit_status == 3
+    assert [(s, line) for s, line, _ in seen if s == "stdout"] == [("stdout", "one"), ("stdout", "two")]
+    assert ("stderr", "oops") in [(s, line) for s, line, _ in seen]
+    first, second = seen[0][2], next(t for s, line, t in seen if line == "two")
+    assert second - first >= 0.8, "the first line must arrive before the command ends"
+    assert result.stdout.split() == ["one", "two"]

@@ -62,7 +62,10 @@ class Env:
 
             self._inventory = load_inventory(self.inventory_path)
             remember_inventory(self._inventory)
-            kind = f"lab in {self._inventory.lab.dir}" if self._inventory.lab else "production"
+            from prontuario_cli.cluster.nodes import lab_dir
+
+            where = lab_dir(self._inventory)
+            kind = f"lab in {where}" if where else "production"
             self.debug(f"inventory {self._inventory.source}: {len(self._inventory.nodes)} nodes ({kind})")
             for warning in self._inventory.warnings:
                 self.say(f"warning: {warning}")

@@ -55,8 +55,11 @@ def _lab_dir(directory: Optional[Path]) -> Path:
             inventory = env.inventory()
         except ProntuarioError:
             inventory = None
-        if inventory is not None and inventory.lab is not None:
-            return Path(inventory.lab.dir)
+        if inventory is not None:
+            from prontuario_cli.cluster.nodes import lab_dir
+
+            if lab_dir(inventory) is not None:
+                return lab_dir(inventory)
     from prontuario_cli.lab.spec import default_dir
 
     return default_dir()

@@ -101,7 +101,11 @@ class LabNodes:
 
     @property
     def profile(self) -> str | None:
-        return self.lab.spec.profile
+        """The lab's profile (seed or fast), as saved when it was made."""
+        from prontuario_cli.lab.spec import load_spec
+
+        saved = load_spec(self.lab.dir)
+        return saved.profile if saved else None
 
     def act(self, node: str, service: str, action: str) -> str:
         _check(service, action)

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Callable
 
 from prontuario_cli.drill.engine import drill_lock, run_experiment
-from prontuario_cli.drill.journal import Journal, utc_now
+from prontuario_cli.clock import utc_now
+from prontuario_cli.drill.journal import Journal
 from prontuario_cli.inventory import Inventory
 
 
@@ -52,9 +53,6 @@ def run(inventory: Inventory, experiment, say: Callable[[str], None], *, profile
 
 def lab_profile(inventory: Inventory) -> str | None:
     """The lab's profile name (seed/fast) when the inventory is a lab."""
-    if inventory.lab is None:
-        return None
-    from prontuario_cli.lab.spec import load_spec
+    from prontuario_cli.cluster.nodes import node_access
 
-    spec = load_spec(inventory.lab.dir)
-    return spec.profile if spec else None
+    return node_access(inventory).profile

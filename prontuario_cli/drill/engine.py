@@ -8,16 +8,14 @@ rollback silently.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Protocol
 
-from prontuario_cli.drill.journal import Journal, StepRecord, TargetCheck, utc_now
+from prontuario_cli.clock import utc_now
+from prontuario_cli.drill.journal import Journal, StepRecord, TargetCheck
 from prontuario_cli.errors import LockedError, ProntuarioError
 
 
@@ -139,20 +137,11 @@ def _brief(output: Any) -> str:
 # --------------------------------------------------------------------------- lock
 
 
-@contextlib.contextmanager
-def drill_lock(state_dir: Path, drill: str) -> Iterator[None]:
+def drill_lock(state_dir: Path, drill: str):
     """One drill at a time on this machine (cron and a person): a non-blocking flock."""
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = state_dir / "drill.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 512, 0).decode(errors="replace").strip() or "unknown"
-            raise LockedError(f"another drill is running ({holder})", hint=f"wait for it to finish; lock file {path}") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}, drill {drill}, since {utc_now()}".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
+    from prontuario_cli.files import exclusive_lock
+
+    path = Path(state_dir) / "drill.lock"
+    return exclusive_lock(
+        path, f"drill {drill}", lambda holder: LockedError(f"another drill is running ({holder})", hint=f"wait for it to finish; lock file {path}")
+    )

@@ -6,7 +6,6 @@ Markdown (for people) in the reports directory.
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +23,6 @@ VERDICT_EXIT = {
     "rollback-failed": ExitCode.ROLLBACK_FAILED,
 }
 PHASES = ("steady-state-before", "method", "steady-state-after", "rollback")
-
-
-def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass

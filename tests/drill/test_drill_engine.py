@@ -8,7 +8,8 @@ import threading
 import pytest
 
 from prontuario_cli.drill.engine import Activity, StepFailed, drill_lock, run_experiment
-from prontuario_cli.drill.journal import Journal, TargetCheck, load_journal, utc_now
+from prontuario_cli.clock import utc_now
+from prontuario_cli.drill.journal import Journal, TargetCheck, load_journal
 from prontuario_cli.errors import ExitCode, LockedError
 
 
