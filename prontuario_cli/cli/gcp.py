@@ -64,7 +64,7 @@ def promote(
     promotion = Promotion(inventory, instance, reason, force=force, say=env.say)
     args = {"instance": promotion.instance, "reason": reason, "force": force, "resume": resume, "drill": promotion.drill}
     with audited("gcp promote", args, dry_run=dry_run) as details:
-        plan = promotion.plan(resume=resume)
+        plan = promotion.preview(resume=resume)
         env.say(f"plan: {'resume ' if resume else ''}promote {plan.instance}" + (" (drill)" if plan.drill else ""))
         for h in plan.macs:
             env.say(f"  {h.node}: {h.state} (patroni: {h.patroni}; postgres: {h.postgres})")
@@ -120,7 +120,7 @@ def failback(
     inventory = env.inventory()
     runbook = Failback(inventory, instance, say=env.say, confirm=lambda question: confirm(question, yes=yes))
     with audited("gcp failback", {"instance": runbook.instance, "resume": resume}, dry_run=dry_run) as details:
-        steps = runbook.plan(resume=resume)
+        steps = runbook.plan()
         env.say(f"runbook: {'resume ' if resume else ''}failback from {runbook.instance} to the Macs")
         for i, step in enumerate(steps, 1):
             env.say(f"  {i:2}. {step}")

@@ -247,13 +247,10 @@ class CloudDrill:
         return f"{text} after {waited:.1f} s"
 
     def _rebuild_replica(self) -> str:
-        if self.inv.lab is None:
+        if node_access(self.inv).rebuild_cloud_replica() is None:
             raise StepFailed(
                 f"re-create {self.instance} as a replica of the Macs in the Cloud SQL console (or gcloud), then check it with 'prontuario gcp status'"
             )
-        from prontuario_cli.lab import Lab
-
-        Lab(self.inv.lab.dir, say=lambda text: None).rebuild_standin()
         wait_for(f"{self.instance} accepting connections as a replica", self._replica_ok, 120, interval_s=0.5)
         return self._replication_works()
 
@@ -265,7 +262,7 @@ class CloudDrill:
         return f"{server} down after {waited:.1f} s"
 
     def _archive(self) -> str:
-        from prontuario_cli.gcp.state import RunState
+        from prontuario_cli.runbook.state import RunState
 
         if self.promotion is None:
             return "no promotion was started"

@@ -6,8 +6,10 @@
   Python Connector with pg8000 in production) behind one interface.
 - :mod:`~prontuario_cli.gcp.promote`: :class:`~prontuario_cli.gcp.promote.Promotion`.
 - :mod:`~prontuario_cli.gcp.failback`: :class:`~prontuario_cli.gcp.failback.Failback`.
+  Both are runbooks on :mod:`prontuario_cli.runbook`.
 - :mod:`~prontuario_cli.gcp.status`: :func:`~prontuario_cli.gcp.status.status`.
-- :mod:`~prontuario_cli.gcp.state`: run journals, the emergency flag, the lock.
+- :mod:`~prontuario_cli.gcp.state`: the journals' names, the lock, what both runbooks share.
+  The emergency flag is :mod:`prontuario_cli.cluster.fallback`.
 
 Nothing heavy is imported here: Google's libraries, httpx and psycopg are imported by
 the functions that use them.

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from prontuario_cli.errors import ConfigError, OperationFailed, ProntuarioError, UnavailableError
+from prontuario_cli.errors import ConfigError, OperationFailed, UnavailableError
 from prontuario_cli.inventory import Inventory
 
 REPLICA_TYPE = "READ_REPLICA_INSTANCE"
@@ -196,7 +196,3 @@ def choose_instance(inventory: Inventory, instance: str | None) -> tuple[str, bo
         return name, True
     known = ", ".join(n for n in (cloud.sql_instance, cloud.drill_instance) if n)
     raise ConfigError(f"instance {name!r} is not in the inventory (cloud.sql_instance / cloud.drill_instance: {known})")
-
-
-def describe_error(exc: BaseException) -> str:
-    return exc.one_line() if isinstance(exc, ProntuarioError) else f"{type(exc).__name__}: {exc}"

@@ -35,10 +35,13 @@ class Session(Protocol):
 
 
 def data_via(inventory: Inventory) -> str:
+    """``cloud.data_via``; left out, ``dsn`` in a lab and ``connector`` anywhere else."""
+    from prontuario_cli.cluster.nodes import is_lab
+
     cloud = inventory.cloud
     if cloud.data_via:
         return cloud.data_via
-    return "dsn" if inventory.lab is not None else "connector"
+    return "dsn" if is_lab(inventory) else "connector"
 
 
 def open_session(inventory: Inventory, instance: str, deadline: float, *, private_ip: str | None = None) -> Session:
@@ -48,6 +51,7 @@ def open_session(inventory: Inventory, instance: str, deadline: float, *, privat
     instance) is reached at ``private_ip`` (from instances.get) on port 5432, never at
     ``cloud.data.host``, which is the live replica.
     """
+    from prontuario_cli.cluster.nodes import is_lab
     from prontuario_cli.secrets import optional_secret
 
     cloud = inventory.cloud
@@ -61,7 +65,7 @@ def open_session(inventory: Inventory, instance: str, deadline: float, *, privat
         if data is None:
             raise ConfigError(f"{inventory.source}: cloud.data (host, port, user, database) is needed to reach the instance by DSN")
         host, port = data.host, data.port
-        if inventory.lab is None and instance != cloud.sql_instance:
+        if not is_lab(inventory) and instance != cloud.sql_instance:
             if not private_ip:
                 raise ConfigError(f"cannot reach {instance} by DSN: instances.get shows no private IP", hint="set cloud.data_via: connector")
             host, port = private_ip, 5432

@@ -19,67 +19,49 @@ aside (never dropped), and writes go back only after the copy is verified::
     route-writes-back HAProxy: the Macs out of maintenance; exactly one Mac takes writes;
                       a write through the write frontend lands on the Mac primary
     clear-flag        gcp-fallback.json inactive, gcp_fallback_active 0 (downtime ends)
-    rebuild-replica   re-create the cloud replica (lab: Lab.rebuild_standin(); Google: by
-                      hand, then --resume checks it is a replica); only then the cloud
-                      server leaves HAProxy maintenance — its check answers 503 again
+    rebuild-replica   re-create the cloud replica (lab: the node-access seam clones the
+                      stand-in again; Google: by hand, then --resume checks it is a
+                      replica); only then the cloud server leaves HAProxy maintenance —
+                      its check answers 503 again
     notify            emergency mode is off
     archive           journals moved aside; the dump file deleted
 
-Every step is printed, confirmed (the ``confirm`` callback), audited, and recorded in
-``gcp-failback-<instance>.json``, so ``run(resume=True)`` continues where it stopped;
-the copy itself is resumable in three parts (dump, restore, swap).
+A runbook on :mod:`prontuario_cli.runbook.engine`: every step is printed, confirmed (the
+``confirm`` callback), audited, and recorded in ``gcp-failback-<instance>.json``, so
+``run(resume=True)`` continues where it stopped; the copy itself is resumable in three
+parts (``dump``, ``restore``, ``swap``), and ``stop_after`` may name any step or part.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
+from prontuario_cli.clock import utc_now
 from prontuario_cli.cluster.haproxy import check_period_s, check_rise_s
+from prontuario_cli.cluster.nodes import is_lab, node_access
 from prontuario_cli.errors import (
     ConfigError,
     ExitCode,
     OperationFailed,
     ProntuarioError,
     RefusedError,
-    UsageError,
 )
 from prontuario_cli.gcp import macs as m
-from prontuario_cli.gcp.runbook import Runbook
-from prontuario_cli.gcp.state import RunState, gcp_lock, run_tables, utc_now
+from prontuario_cli.gcp.state import FAILBACK, PROMOTE, CloudRunbook, journal_path
 from prontuario_cli.inventory import Inventory
+from prontuario_cli.poll import wait_for
 from prontuario_cli.report import Table
+from prontuario_cli.runbook.engine import Step, StepResult, report_tables
+from prontuario_cli.runbook.state import RunState
 
-STEPS = (
-    "check",
-    "freeze-cloud",
-    "start-macs",
-    "copy-data",
-    "verify-data",
-    "route-writes-back",
-    "clear-flag",
-    "rebuild-replica",
-    "notify",
-    "archive",
-)
-CONFIRMED = {"freeze-cloud", "start-macs", "copy-data", "route-writes-back", "rebuild-replica"}
 DUMP_TIMEOUT_S = 7200.0
 LEADER_TIMEOUT_S = 120.0
-STOP_AFTER_ENV = "PRONTUARIO_GCP_STOP_AFTER"
-
-
-@dataclass(frozen=True)
-class FailbackStep:
-    step: str
-    status: str
-    seconds: float | None
-    detail: str
+COPY_PARTS = ("dump", "restore", "swap")
 
 
 @dataclass(frozen=True)
@@ -88,7 +70,7 @@ class FailbackReport:
     run_id: str
     resumed: bool
     completed: bool
-    steps: tuple[FailbackStep, ...]
+    steps: tuple[StepResult, ...]
     mac_leader: str | None
     kept_database: str | None
     downtime_s: float | None
@@ -107,36 +89,19 @@ class FailbackReport:
             ("write downtime", "-" if self.downtime_s is None else f"{self.downtime_s:.1f} s (freeze -> writes on the Macs)"),
             ("state file", self.state_file),
         )
-        return run_tables("failback", self.completed, rows, self.steps, self.notes)
+        return report_tables("failback", self.completed, rows, self.steps, self.notes)
 
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def pg_tool(inventory: Inventory, name: str) -> str:
-    """Where pg_dump / pg_restore are: the lab's PostgreSQL 15, else version 15's bin, else PATH."""
-    candidates = []
-    if inventory.lab is not None:
-        from prontuario_cli.lab.spec import load_spec
-
-        spec = load_spec(inventory.lab.dir)
-        if spec:
-            candidates.append(Path(spec.binaries.pg_bin) / name)
-    candidates.append(Path("/usr/lib/postgresql/15/bin") / name)
-    for path in candidates:
-        if path.exists():
-            return str(path)
-    found = shutil.which(name)
-    if not found:
-        raise ConfigError(f"{name} is not installed here", hint="install the PostgreSQL 15 client (apt-get install postgresql-client-15)")
-    return found
-
-
-class Failback(Runbook):
+class Failback(CloudRunbook):
     """The failback runbook for ``instance`` (default ``cloud.sql_instance``)."""
 
-    kind = "failback"
+    title = "failback"
+    command = "gcp failback"
+    kind = FAILBACK
 
     def __init__(
         self,
@@ -150,18 +115,40 @@ class Failback(Runbook):
     ):
         from prontuario_cli.gcp.client import choose_instance
 
-        self.inv = inventory
         self.instance, self.drill = choose_instance(inventory, instance)
-        self.say = say or (lambda text: None)
-        self.confirm = confirm or (lambda question: None)
-        self.stop_after = stop_after or os.environ.get(STOP_AFTER_ENV) or None
-        if self.stop_after and self.stop_after not in STEPS and self.stop_after not in ("dump", "restore", "swap"):
-            self.stop_after = None  # a promote step name: not ours
         self._client = client
-        self._results: list[FailbackStep] = []
         self._notes: list[str] = []
         cloud = inventory.cloud
         self.database = cloud.data.database if cloud.data else inventory.cluster.database
+        super().__init__(inventory, self.instance, say=say, confirm=confirm, stop_after=stop_after)
+
+    # ------------------------------------------------------------------ the steps, in order
+
+    def steps(self) -> tuple[Step, ...]:
+        db = self.database
+        cloud_server = f"{self.inv.haproxy.write_backend}/{self.inv.cloud.haproxy_server}"
+        rebuild = (
+            "re-create the cloud replica from the Macs (lab: rebuild the stand-in)"
+            if is_lab(self.inv)
+            else f"re-create {self.instance} as a replica of the Macs (by hand; --resume checks it)"
+        )
+        return (
+            Step("check", self._check, f"check: emergency mode recorded, {self.instance} is a primary, reachable by DSN"),
+            Step("freeze-cloud", self._freeze_cloud,
+                 f"FREEZE the cloud: HAProxy {cloud_server} in maintenance; {db} read-only; sessions ended (write downtime starts)", confirm=True),
+            Step("start-macs", self._start_macs,
+                 "start Patroni + PostgreSQL on " + ", ".join(n.name for n in self.inv.macs) + " (still in HAProxy maintenance); wait for a leader", confirm=True),
+            Step("copy-data", self._copy_data,
+                 f"pg_dump {db} from the cloud -> pg_restore into {db}_failback on the Mac leader -> rename: {db} -> {db}_before_failback_<run>, {db}_failback -> {db}",
+                 confirm=True, parts=COPY_PARTS),
+            Step("verify-data", self._verify_data, "row counts of every table equal on the Mac leader and the cloud; the promotion's check row present"),
+            Step("route-writes-back", self._route_writes_back,
+                 "HAProxy: the Macs out of maintenance; a write through the write frontend lands on the Mac primary", confirm=True),
+            Step("clear-flag", self._clear_flag, "gcp_fallback_active 0 (state file + metrics textfile) (write downtime ends)"),
+            Step("rebuild-replica", self._rebuild_replica, f"{rebuild}; then {cloud_server} leaves maintenance (its check answers 503)", confirm=True),
+            Step("notify", self._notify, "notify: emergency mode is off"),
+            Step("archive", self._archive, "archive the journals; delete the dump file"),
+        )
 
     # ------------------------------------------------------------------ helpers
 
@@ -178,68 +165,27 @@ class Failback(Runbook):
         target = DsnTarget(node.address, node.ports.postgresql, self.inv.cluster.postgres_user, dbname, secret_or_none(self.inv, "postgres_password"))
         return dsn_session(target, time.monotonic() + timeout_s, application_name="prontuario-failback")
 
-    # ------------------------------------------------------------------ plan
+    def _promotion(self) -> RunState | None:
+        """The journal of the promotion this failback undoes (None once archived)."""
+        return RunState.load(journal_path(self.state_dir, PROMOTE, self.instance))
 
-    def plan(self, resume: bool = False) -> list[str]:
-        state = RunState.load(self.state_path)
-        db = self.database
-        lab = self.inv.lab is not None
-        text = {
-            "check": f"check: emergency mode recorded, {self.instance} is a primary, reachable by DSN",
-            "freeze-cloud": f"FREEZE the cloud: HAProxy {self.inv.haproxy.write_backend}/{self.inv.cloud.haproxy_server} in maintenance; {db} read-only; sessions ended (write downtime starts)",
-            "start-macs": "start Patroni + PostgreSQL on " + ", ".join(n.name for n in self.inv.macs) + " (still in HAProxy maintenance); wait for a leader",
-            "copy-data": f"pg_dump {db} from the cloud -> pg_restore into {db}_failback on the Mac leader -> rename: {db} -> {db}_before_failback_<run>, {db}_failback -> {db}",
-            "verify-data": "row counts of every table equal on the Mac leader and the cloud; the promotion's check row present",
-            "route-writes-back": "HAProxy: the Macs out of maintenance; a write through the write frontend lands on the Mac primary",
-            "clear-flag": "gcp_fallback_active 0 (state file + metrics textfile) (write downtime ends)",
-            "rebuild-replica": ("re-create the cloud replica from the Macs (lab: rebuild the stand-in)" if lab else f"re-create {self.instance} as a replica of the Macs (by hand; --resume checks it)")
-            + f"; then {self.inv.haproxy.write_backend}/{self.inv.cloud.haproxy_server} leaves maintenance (its check answers 503)",
-            "notify": "notify: emergency mode is off",
-            "archive": "archive the journals; delete the dump file",
-        }
-        return [text[s] + (" (done)" if state is not None and state.done(s) else "") for s in STEPS]
+    # ------------------------------------------------------------------ the engine's hooks
 
-    # ------------------------------------------------------------------ run
-
-    def run(self, resume: bool = False) -> FailbackReport:
-        with gcp_lock(self.state_dir, f"failback {self.instance}"):
-            return self._run(resume)
-
-    def _run(self, resume: bool) -> FailbackReport:
-        state = RunState.load(self.state_path)
-        if resume and state is None:
-            raise UsageError(f"nothing to resume: no failback of {self.instance} was started here", hint="start one without --resume")
-        if state is not None and not resume:
-            raise RefusedError(
-                f"a failback of {self.instance} is already in progress (run {state.get('run_id')}, started {state.get('started_at')})",
-                hint="continue it with: prontuario gcp failback --resume",
-            )
+    def admit(self, state: RunState | None, resume: bool) -> None:
+        super().admit(state, resume)
         if state is None:
             self._preflight()
-            state = RunState.create(
-                self.state_path,
-                run_id=f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:6]}",
-                instance=self.instance,
-                started_at=utc_now(),
-                database=self.database,
-                inventory=self.inv.source,
-            )
-        else:
-            self.say(f"resuming failback {state.get('run_id')} of {self.instance}")
-        for name in STEPS:
-            self._step(state, name, getattr(self, "_" + name.replace("-", "_")))
-        return self._report(state, resume)
 
     def _preflight(self) -> None:
+        from prontuario_cli.cluster.fallback import read_fallback
         from prontuario_cli.gcp.data import data_via
-        from prontuario_cli.gcp.state import read_fallback
 
         if data_via(self.inv) != "dsn":
             raise ConfigError(
                 "failback copies the database with pg_dump, which needs a direct connection to the instance",
                 hint="set cloud.data_via: dsn with the instance's private IP in cloud.data (or run cloud-sql-proxy and point cloud.data at it)",
             )
-        promotion = RunState.load(RunState.path_for(self.state_dir, "promote", self.instance))
+        promotion = self._promotion()
         if not read_fallback(self.state_dir).get("active") and not (promotion and promotion.complete):
             raise RefusedError(f"emergency mode is not recorded as active for {self.instance}: nothing to fail back", hint="see: prontuario gcp status")
         if promotion is not None and promotion.get("route_writes") is False:
@@ -250,47 +196,18 @@ class Failback(Runbook):
         if promotion is not None and not promotion.complete:
             raise RefusedError("the promotion did not complete", hint="finish it first: prontuario gcp promote --resume")
 
-    def _step(self, state: RunState, name: str, action: Callable[[RunState], str]) -> None:
-        from prontuario_cli import audit
+    def new_run(self) -> dict[str, Any]:
+        return {"instance": self.instance, "database": self.database, "inventory": self.inv.source}
 
-        if state.done(name):
-            self._results.append(FailbackStep(name, "already done", state.details(name).get("seconds"), state.details(name).get("detail", "")))
-            return
-        self.say(f"→ {name}: {self.plan()[STEPS.index(name)]}")
-        if name in CONFIRMED:
-            self.confirm(f"failback step '{name}': go on?")
-        started = time.monotonic()
-        state.mark(name, "started")
-        try:
-            args = {"instance": self.instance, "run_id": state.get("run_id")}
-            with audit.action(audit.log_for(self.inv), f"gcp failback: {name}", args) as details:
-                detail = action(state)
-                details["detail"] = detail
-        except BaseException as exc:
-            seconds = round(time.monotonic() - started, 3)
-            message = exc.one_line() if isinstance(exc, ProntuarioError) else ("interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
-            state.mark(name, "failed", error=message, seconds=seconds)
-            self._results.append(FailbackStep(name, "failed", seconds, message))
-            self.say(f"✗ {name}: {message}")
-            raise
-        seconds = round(time.monotonic() - started, 3)
-        state.mark(name, "done", detail=detail, seconds=seconds)
-        self._results.append(FailbackStep(name, "done", seconds, detail))
-        self.say(f"✓ {name} ({seconds:.1f} s): {detail}")
-        if self.stop_after == name:
-            from prontuario_cli.gcp.promote import Interrupted
+    def audit_args(self, state: RunState | None) -> dict[str, Any]:
+        return {"instance": self.instance, "run_id": state.get("run_id") if state is not None else None}
 
-            raise Interrupted(f"stopped after {name} ({STOP_AFTER_ENV})")
-
-    def _sub(self, state: RunState, part: str) -> None:
-        """Record one part of copy-data; the rehearsal hook may stop right after it."""
+    def _part_done(self, state: RunState, part: str) -> None:
+        """Record one part of copy-data; the stop-after hook may stop right after it."""
         state.set(copy={**(state.get("copy") or {}), part: utc_now()})
-        if self.stop_after == part:
-            from prontuario_cli.gcp.promote import Interrupted
+        self.checkpoint(part)
 
-            raise Interrupted(f"stopped after copy-data part {part} ({STOP_AFTER_ENV})")
-
-    # ------------------------------------------------------------------ steps
+    # ------------------------------------------------------------------ the steps
 
     def _check(self, state: RunState) -> str:
         info = self.client.get_instance(self.instance)
@@ -339,31 +256,27 @@ class Failback(Runbook):
         started = []
         for node in self.inv.macs:
             started.append(f"{node.name}: {m.start_node(self.inv, node.name)}")
-        deadline = time.monotonic() + LEADER_TIMEOUT_S
-        leader, last = None, ""
-        while leader is None:
-            try:
-                view = cluster_view(self.inv)
-                running = [x for x in view.members if x.name == view.leader and x.state == "running"]
-                leader = view.leader if running else None
-            except ProntuarioError as exc:
-                last = exc.one_line()
-            if leader is None:
-                if time.monotonic() >= deadline:
-                    raise OperationFailed(f"no Patroni leader on the Macs within {LEADER_TIMEOUT_S:g} s" + (f" (last: {last})" if last else ""), hint="see the Patroni logs; --resume when a leader is up")
-                time.sleep(1)
+
+        def running_leader() -> str | None:
+            view = cluster_view(self.inv)
+            return view.leader if any(x.name == view.leader and x.state == "running" for x in view.members) else None
+
+        leader, _ = wait_for(
+            "a Patroni leader on the Macs", running_leader, LEADER_TIMEOUT_S, interval_s=1,
+            on_timeout=lambda last: OperationFailed(
+                f"no Patroni leader on the Macs within {LEADER_TIMEOUT_S:g} s" + (f" (last: {last})" if last else ""), hint="see the Patroni logs; --resume when a leader is up"
+            ),
+        )
+
         # The leader must accept writes (Patroni may still be finishing its promotion).
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with self._mac_session(leader, "postgres", 10) as session:
-                    if not session.execute("SELECT pg_is_in_recovery() AS r")[0]["r"]:
-                        break
-            except ProntuarioError as exc:
-                last = exc.one_line()
-            if time.monotonic() >= deadline:
-                raise OperationFailed(f"the Mac leader {leader} is not read-write within 60 s ({last})", hint="--resume")
-            time.sleep(0.5)
+        def read_write() -> bool:
+            with self._mac_session(leader, "postgres", 10) as session:
+                return not session.execute("SELECT pg_is_in_recovery() AS r")[0]["r"]
+
+        wait_for(
+            f"the Mac leader {leader} read-write", read_write, 60, interval_s=0.5,
+            on_timeout=lambda last: OperationFailed(f"the Mac leader {leader} is not read-write within 60 s ({last})", hint="--resume"),
+        )
         state.set(mac_leader=leader)
         return "; ".join(started) + f"; leader {leader}"
 
@@ -375,13 +288,13 @@ class Failback(Runbook):
         done = state.get("copy") or {}
         if "dump" not in done:
             self._dump(dump)
-            self._sub(state, "dump")
+            self._part_done(state, "dump")
         if "restore" not in done:
             with self._mac_session(leader, "postgres") as session:
                 session.execute(f"DROP DATABASE IF EXISTS {_quote(new_db)} WITH (FORCE)")
                 session.execute(f"CREATE DATABASE {_quote(new_db)}")
             self._restore(dump, leader, new_db)
-            self._sub(state, "restore")
+            self._part_done(state, "restore")
         if "swap" not in done:
             with self._mac_session(leader, "postgres") as session:
                 names = {r["datname"] for r in session.execute("SELECT datname FROM pg_database")}
@@ -394,7 +307,7 @@ class Failback(Runbook):
                         session.execute(f"ALTER DATABASE {_quote(db)} RENAME TO {_quote(old_db)}")
                     session.execute(f"ALTER DATABASE {_quote(new_db)} RENAME TO {_quote(db)}")
             state.set(kept_database=old_db)
-            self._sub(state, "swap")
+            self._part_done(state, "swap")
         self._notes.append(
             f"the Macs' database before failback is kept as {old_db} on {leader}: it may hold commits from the Macs' last seconds "
             "that never reached the cloud (the RPO window); reconcile them, then drop it"
@@ -404,7 +317,7 @@ class Failback(Runbook):
     def _dump(self, dump: Path) -> None:
         data = self.inv.cloud.data
         env = self._pg_env(data.password, "cloud.data.password")
-        argv = [pg_tool(self.inv, "pg_dump"), "-h", data.host, "-p", str(data.port), "-U", data.user, "-d", self.database,
+        argv = [node_access(self.inv).pg_tool("pg_dump"), "-h", data.host, "-p", str(data.port), "-U", data.user, "-d", self.database,
                 "-Fc", "--no-sync", "-f", str(dump) + ".part"]  # fmt: skip
         fd = os.open(str(dump) + ".part", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.close(fd)
@@ -419,7 +332,7 @@ class Failback(Runbook):
         password = secret_or_none(self.inv, "postgres_password")
         if password is not None:
             env["PGPASSWORD"] = password
-        argv = [pg_tool(self.inv, "pg_restore"), "-h", node.address, "-p", str(node.ports.postgresql), "-U", self.inv.cluster.postgres_user,
+        argv = [node_access(self.inv).pg_tool("pg_restore"), "-h", node.address, "-p", str(node.ports.postgresql), "-U", self.inv.cluster.postgres_user,
                 "-d", dbname, str(dump)]  # fmt: skip
         result = self._run_tool(argv, env, f"pg_restore into {dbname} on {leader}", check=False)
         if result.returncode != 0:
@@ -457,7 +370,7 @@ class Failback(Runbook):
         expected = state.get("cloud_counts") or {}
         with self._mac_session(leader, self.database) as session:
             got = row_counts(session)
-            promotion = RunState.load(RunState.path_for(self.state_dir, "promote", self.instance))
+            promotion = self._promotion()
             check_row = (promotion.get("check_row") or {}).get("id") if promotion else None
             found = None
             if check_row is not None and f"public.{CHECK_TABLE}" in got:
@@ -498,21 +411,22 @@ class Failback(Runbook):
         node = haproxy_node(self.inv)
         target = DsnTarget(node.address, node.ports.haproxy_write, self.inv.cluster.postgres_user, self.database, secret_or_none(self.inv, "postgres_password"))
         macs = ha_mac_servers(self.inv)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with dsn_session(target, time.monotonic() + 10, application_name="prontuario-failback") as session:
-                    row = write_check(session, state.get("run_id"), "gcp failback: write through HAProxy")
-                if row["server"] not in macs:
-                    raise OperationFailed(f"a write through HAProxy landed on {row['server']}, not on a Mac")
-                return row
-            except ProntuarioError as exc:
-                if time.monotonic() >= deadline:
-                    raise OperationFailed(f"no write acknowledged by the Macs through HAProxy within 30 s: {exc.one_line()}") from None
-                time.sleep(0.3)
+
+        def on_a_mac() -> dict:
+            with dsn_session(target, time.monotonic() + 10, application_name="prontuario-failback") as session:
+                row = write_check(session, state.get("run_id"), "gcp failback: write through HAProxy")
+            if row["server"] not in macs:
+                raise OperationFailed(f"a write through HAProxy landed on {row['server']}, not on a Mac")
+            return row
+
+        row, _ = wait_for(
+            "a write on the Macs through HAProxy", on_a_mac, 30, interval_s=0.3,
+            on_timeout=lambda last: OperationFailed(f"no write acknowledged by the Macs through HAProxy within 30 s: {last}"),
+        )
+        return row
 
     def _clear_flag(self, state: RunState) -> str:
-        from prontuario_cli.gcp.state import update_metric, write_fallback
+        from prontuario_cli.cluster.fallback import update_metric, write_fallback
 
         path = write_fallback(self.state_dir, False, ended_at=utc_now(), failback_run_id=state.get("run_id"))
         detail = f"{path} inactive"
@@ -524,39 +438,40 @@ class Failback(Runbook):
         from prontuario_cli.gcp.data import read_lag
 
         parts = []
-        if self.inv.lab is not None:
-            from prontuario_cli.lab import Lab
-
-            Lab(self.inv.lab.dir, say=lambda text: None).rebuild_standin()
-            parts.append("stand-in cloned again from the Macs")
-        deadline = time.monotonic() + 120
+        rebuilt = node_access(self.inv).rebuild_cloud_replica()
+        if rebuilt is not None:
+            parts.append(rebuilt)
+        else:  # re-created on Google's side by a person: it must be a replica by now
+            info = self.client.get_instance(self.instance)
+            if not info.is_replica:
+                raise OperationFailed(
+                    f"{self.instance} is not a replica yet ({info.instance_type})",
+                    hint=(
+                        "re-create it as a replica of the Macs (Cloud SQL external-server replication / Database Migration Service), "
+                        "keep the same name or update cloud.sql_instance, then: prontuario gcp failback --resume"
+                    ),
+                )
         last = ""
-        while True:
+
+        def streaming() -> bool:
+            nonlocal last
             try:
                 info = self.client.get_instance(self.instance)
-                if info.is_replica:
-                    with self._cloud_session(10) as session:
-                        lag = read_lag(session)
-                    if lag.in_recovery and lag.receiver_status == "streaming":
-                        break
-                    last = f"in recovery {lag.in_recovery}, WAL receiver {lag.receiver_status}"
-                else:
-                    last = f"{info.instance_type}"
-                    if self.inv.lab is None:
-                        raise OperationFailed(
-                            f"{self.instance} is not a replica yet ({info.instance_type})",
-                            hint=(
-                                "re-create it as a replica of the Macs (Cloud SQL external-server replication / Database Migration Service), "
-                                "keep the same name or update cloud.sql_instance, then: prontuario gcp failback --resume"
-                            ),
-                        )
-            except OperationFailed:
-                raise
+                if not info.is_replica:
+                    last = info.instance_type
+                    return False
+                with self._cloud_session(10) as session:
+                    lag = read_lag(session)
             except ProntuarioError as exc:
                 last = exc.one_line()
-            if time.monotonic() >= deadline:
-                raise OperationFailed(f"the cloud replica is not streaming within 120 s (last: {last})", hint="--resume to look again")
-            time.sleep(1)
+                return False
+            last = f"in recovery {lag.in_recovery}, WAL receiver {lag.receiver_status}"
+            return lag.in_recovery and lag.receiver_status == "streaming"
+
+        wait_for(
+            "the cloud replica streaming", streaming, 120, interval_s=1,
+            on_timeout=lambda _: OperationFailed(f"the cloud replica is not streaming within 120 s (last: {last})", hint="--resume to look again"),
+        )
         parts.append(f"{self.instance} is a streaming replica again")
         haproxy = self._haproxy()
         if haproxy.available:
@@ -588,7 +503,7 @@ class Failback(Runbook):
             except FileNotFoundError:
                 pass
         moved = []
-        promotion = RunState.load(RunState.path_for(self.state_dir, "promote", self.instance))
+        promotion = self._promotion()
         if promotion is not None:
             moved.append(str(promotion.archive()))
         downtime = None
@@ -601,13 +516,13 @@ class Failback(Runbook):
 
     # ------------------------------------------------------------------ report
 
-    def _report(self, state: RunState, resumed: bool) -> FailbackReport:
+    def report(self, state: RunState, resumed: bool) -> FailbackReport:
         return FailbackReport(
             instance=self.instance,
             run_id=str(state.get("run_id")),
             resumed=resumed,
             completed=state.complete,
-            steps=tuple(self._results),
+            steps=tuple(self.step_results(state)),
             mac_leader=state.get("mac_leader"),
             kept_database=state.get("kept_database"),
             downtime_s=state.get("downtime_s"),

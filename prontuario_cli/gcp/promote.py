@@ -5,19 +5,21 @@ Python API (the CLI and the monthly ``drill cloud`` both use it)::
     from prontuario_cli.gcp.promote import Promotion
 
     promotion = Promotion(inventory, instance=None, reason="both Macs lost (power)")
-    print(promotion.plan().steps)          # read-only: Mac health, instance state, refusals
+    print(promotion.preview().steps)       # read-only: Mac health, instance state, refusals
     report = promotion.run(resume=False)   # PromoteReport: steps with timings, RTO, RPO
 
-Steps, in order (each recorded in ``gcp-promote-<instance>.json`` once done, so
-``run(resume=True)`` continues after an interruption and never runs a done step again):
+A runbook on :mod:`prontuario_cli.runbook.engine`. Steps, in order (each recorded in
+``gcp-promote-<instance>.json`` once done, so ``run(resume=True)`` continues after an
+interruption and never runs a done step again, except the checks marked *every run*):
 
-``check-macs``      Patroni REST + PostgreSQL of each Mac, bounded. A reachable Mac
-                    refuses the promotion (REFUSED) unless ``force``.
+``check-macs``      Every run, before the journal: Patroni REST + PostgreSQL of each Mac,
+                    bounded. A reachable Mac refuses the promotion (REFUSED) unless ``force``.
 ``fence-routing``   HAProxy: the Macs' servers in maintenance (write and read backends),
                     so a Mac that comes back can never take writes beside the cloud.
-``fence-nodes``     Only with ``force`` and a reachable Mac: stop Patroni/PostgreSQL on
-                    it (replicas first, so Patroni cannot promote one), then re-check.
-``check-instance``  instances.get: a RUNNABLE read replica (or ours, already promoted).
+``fence-nodes``     Every run, only with ``force`` and a reachable Mac: stop
+                    Patroni/PostgreSQL on it (replicas first, so Patroni cannot promote
+                    one), then re-check.
+``check-instance``  Every run: instances.get: a RUNNABLE read replica (or ours, already promoted).
 ``measure-lag``     On the replica: receive/replay LSN, last replayed commit (RPO).
 ``promote``         instances.promoteReplica — recorded as *sending* before the call and
                     *sent* after, so a resume polls or looks the operation up instead of
@@ -41,19 +43,20 @@ A drill (``instance`` = ``cloud.drill_instance``, or ``drill=True``) refuses
 ``cloud.sql_instance``, and by default neither requires the Macs down nor touches
 HAProxy or the emergency flag (pass ``require_macs_down``/``route_writes``/``set_flag``).
 
-Rehearsing a resume: ``PRONTUARIO_GCP_STOP_AFTER=<step>`` (or ``stop_after``) stops the
-run as if interrupted right after that step was recorded.
+Rehearsing a resume: ``Promotion(..., stop_after="<step>")`` stops the run as if
+interrupted (:class:`~prontuario_cli.runbook.engine.Interrupted`) right after that step
+was recorded.
 """
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from prontuario_cli.clock import iso, utc_now
 from prontuario_cli.cluster.haproxy import check_rise_s
+from prontuario_cli.cluster.nodes import is_lab
 from prontuario_cli.errors import (
     ExitCode,
     OperationFailed,
@@ -63,37 +66,12 @@ from prontuario_cli.errors import (
     UsageError,
 )
 from prontuario_cli.gcp import macs as m
-from prontuario_cli.gcp.runbook import Runbook
-from prontuario_cli.gcp.state import RunState, gcp_lock, run_tables, utc_now
+from prontuario_cli.gcp.state import PROMOTE, CloudRunbook
 from prontuario_cli.inventory import Inventory
+from prontuario_cli.poll import wait_for
 from prontuario_cli.report import Table
-
-STEPS = (
-    "check-macs",
-    "fence-routing",
-    "fence-nodes",
-    "check-instance",
-    "measure-lag",
-    "promote",
-    "wait-operation",
-    "verify-write",
-    "route-writes",
-    "set-flag",
-    "notify",
-)
-STOP_AFTER_ENV = "PRONTUARIO_GCP_STOP_AFTER"
-
-
-class Interrupted(KeyboardInterrupt):
-    """Raised by the rehearsal hook: behaves like Ctrl-C right after a step."""
-
-
-@dataclass(frozen=True)
-class StepResult:
-    step: str
-    status: str  # done, already done, skipped, failed
-    seconds: float | None
-    detail: str
+from prontuario_cli.runbook.engine import Step, StepResult, report_tables
+from prontuario_cli.runbook.state import RunState
 
 
 @dataclass(frozen=True)
@@ -169,13 +147,15 @@ class PromoteReport:
             ("RPO (bound)", verdict(self.rpo_s, self.rpo_target_s, self.rpo_met)),
             ("state file", self.state_file),
         )
-        return run_tables("promotion", self.completed, summary, self.steps, self.notes)
+        return report_tables("promotion", self.completed, summary, self.steps, self.notes)
 
 
-class Promotion(Runbook):
+class Promotion(CloudRunbook):
     """One promotion of ``instance`` (default ``cloud.sql_instance``)."""
 
-    kind = "promote"
+    title = "promotion"
+    command = "gcp promote"
+    kind = PROMOTE
 
     def __init__(
         self,
@@ -196,7 +176,6 @@ class Promotion(Runbook):
     ):
         from prontuario_cli.gcp.client import choose_instance
 
-        self.inv = inventory
         self.instance, is_drill_instance = choose_instance(inventory, instance)
         self.drill = is_drill_instance if drill is None else drill
         if self.drill and self.instance == inventory.cloud.sql_instance:
@@ -211,17 +190,55 @@ class Promotion(Runbook):
         self.set_flag = (not self.drill) if set_flag is None else set_flag
         self.notify_enabled = notify
         self.rto_start = rto_start
-        self.say = say or (lambda text: None)
-        self.stop_after = stop_after or os.environ.get(STOP_AFTER_ENV) or None
-        if self.stop_after and self.stop_after not in STEPS:
-            raise UsageError(f"{STOP_AFTER_ENV}={self.stop_after!r} is not a step", hint=f"one of: {', '.join(STEPS)}")
         self._client = client
         self._macs: list[m.MacHealth] = []
         self._seen_down_at: float | None = None
-        self._results: list[StepResult] = []
         self._notes: list[str] = []
+        super().__init__(inventory, self.instance, say=say, stop_after=stop_after)
 
-    # ------------------------------------------------------------------ helpers
+    # ------------------------------------------------------------------ the steps, in order
+
+    def steps(self) -> tuple[Step, ...]:
+        from prontuario_cli.gcp.data import data_via
+        from prontuario_cli.gcp.notify import notify_argv
+
+        cloud = self.inv.cloud
+        up = [h.node for h in self._macs if h.reachable]
+        haproxy = self._haproxy().available
+        server = cloud.haproxy_server
+        macs = ", ".join(n.name for n in self.inv.macs)
+        if up and self.force:
+            fence = f"FENCE {', '.join(up)}: stop Patroni + PostgreSQL ({'lab processes' if is_lab(self.inv) else 'playbook over SSH'}), replicas first"
+        elif up and self.require_macs_down:
+            fence = f"REFUSE: {', '.join(up)} reachable (--force would fence)"
+        else:
+            fence = "no Mac to fence"
+        if not self.route_writes:
+            fence_routing, route_writes = "HAProxy: untouched (drill)", "writes not routed to the cloud (drill)"
+        elif haproxy:
+            fence_routing = f"HAProxy: put {macs} in maintenance (write + read backends)"
+            route_writes = f"HAProxy: enable {self.inv.haproxy.write_backend}/{server}, wait UP, verify a write through the write frontend"
+        else:
+            fence_routing = "HAProxy: no runtime API configured — make sure no client can write to the Macs"
+            route_writes = "no HAProxy runtime API: point the applications at the instance by hand"
+        notify = ("notify: " + " ".join(notify_argv(cloud.notify_command))) if (cloud.notify_command and self.notify_enabled) else "notify: no cloud.notify_command — tell the users yourself"
+        return (
+            Step("check-macs", self._check_macs_down,
+                 "check both Macs are down (Patroni REST + PostgreSQL, bounded)" if self.require_macs_down else "look at the Macs (not required down: drill)",
+                 precondition=True),
+            Step("fence-routing", self._fence_routing, fence_routing),
+            Step("fence-nodes", self._fence_nodes, fence, repeatable=True, skip=self._nothing_to_fence),
+            Step("check-instance", self._check_instance, f"instances.get {self.instance}: must be a RUNNABLE read replica", repeatable=True),
+            Step("measure-lag", self._measure_lag, f"measure the replica's lag (RPO) through {data_via(self.inv)}"),
+            Step("promote", self._promote, f"instances.promoteReplica {self.instance} (sent once, recorded before sending)"),
+            Step("wait-operation", self._wait_operation, f"poll operations.get (backoff 0.5-5 s, up to {cloud.operation_timeout_s:g} s)"),
+            Step("verify-write", self._verify_write, "write and read back one row on the promoted instance"),
+            Step("route-writes", self._route_writes, route_writes),
+            Step("set-flag", self._set_flag, "set gcp_fallback_active 1 (state file + metrics textfile)" if self.set_flag else "emergency flag untouched (drill)"),
+            Step("notify", self._notify, notify),
+        )
+
+    # ------------------------------------------------------------------ the Macs
 
     def _check_macs(self) -> list[m.MacHealth]:
         health = m.mac_health(self.inv)
@@ -242,9 +259,12 @@ class Promotion(Runbook):
             "if it is really lost or must be replaced, --force fences it first (stops Patroni/PostgreSQL) so two primaries never take writes",
         )
 
-    # ------------------------------------------------------------------ plan
+    def _nothing_to_fence(self) -> str | None:
+        return None if self.force and any(h.reachable for h in self._macs) else "no reachable Mac"
 
-    def plan(self, resume: bool = False) -> PromotePlan:
+    # ------------------------------------------------------------------ preview
+
+    def preview(self, resume: bool = False) -> PromotePlan:
         """Read-only: Mac health, the instance's state, the steps, and any refusal."""
         state = RunState.load(self.state_path)
         refusal = hint = None
@@ -279,156 +299,56 @@ class Promotion(Runbook):
             resume=resume,
             macs=tuple(health),
             instance_state=instance_state,
-            steps=tuple(self._describe_steps(state, health)),
+            steps=tuple(self.plan()),
             refusal=refusal,
             refusal_hint=hint,
             state_file=str(self.state_path),
         )
 
-    def _describe_steps(self, state: RunState | None, health: list[m.MacHealth]) -> list[str]:
-        from prontuario_cli.gcp.data import data_via
-        from prontuario_cli.gcp.notify import notify_argv
+    # ------------------------------------------------------------------ the engine's hooks
 
-        cloud = self.inv.cloud
-        up = [h.node for h in health if h.reachable]
-        haproxy = self._haproxy().available
-        server = cloud.haproxy_server
-        macs = ", ".join(n.name for n in self.inv.macs)
-        text = {
-            "check-macs": "check both Macs are down (Patroni REST + PostgreSQL, bounded)" if self.require_macs_down else "look at the Macs (not required down: drill)",
-            "fence-routing": (f"HAProxy: put {macs} in maintenance (write + read backends)" if haproxy else "HAProxy: no runtime API configured — make sure no client can write to the Macs")
-            if self.route_writes else "HAProxy: untouched (drill)",
-            "fence-nodes": (f"FENCE {', '.join(up)}: stop Patroni + PostgreSQL ({'lab processes' if self.inv.lab else 'playbook over SSH'}), replicas first" if up and self.force else (f"REFUSE: {', '.join(up)} reachable (--force would fence)" if up and self.require_macs_down else "no Mac to fence")),
-            "check-instance": f"instances.get {self.instance}: must be a RUNNABLE read replica",
-            "measure-lag": f"measure the replica's lag (RPO) through {data_via(self.inv)}",
-            "promote": f"instances.promoteReplica {self.instance} (sent once, recorded before sending)",
-            "wait-operation": f"poll operations.get (backoff 0.5-5 s, up to {cloud.operation_timeout_s:g} s)",
-            "verify-write": "write and read back one row on the promoted instance",
-            "route-writes": (f"HAProxy: enable {self.inv.haproxy.write_backend}/{server}, wait UP, verify a write through the write frontend" if haproxy else "no HAProxy runtime API: point the applications at the instance by hand")
-            if self.route_writes else "writes not routed to the cloud (drill)",
-            "set-flag": "set gcp_fallback_active 1 (state file + metrics textfile)" if self.set_flag else "emergency flag untouched (drill)",
-            "notify": ("notify: " + " ".join(notify_argv(cloud.notify_command))) if (cloud.notify_command and self.notify_enabled) else "notify: no cloud.notify_command — tell the users yourself",
-        }
-        return [f"{text[s]}" + (" (done)" if state is not None and state.done(s) else "") for s in STEPS]
-
-    # ------------------------------------------------------------------ run
-
-    def run(self, resume: bool = False) -> PromoteReport:
-        """Run (or with ``resume`` continue) the promotion; returns the report.
-
-        Raises RefusedError before changing anything when a rule says no, and the
-        step's error (with the state saved) when a step fails: run again with resume.
-        """
-        from prontuario_cli.paths import state_dir
-
-        with gcp_lock(state_dir(self.inv), f"promote {self.instance}"):
-            return self._run(resume)
-
-    def _run(self, resume: bool) -> PromoteReport:
-        state = RunState.load(self.state_path)
-        if resume and state is None:
-            raise UsageError(f"nothing to resume: no promotion of {self.instance} was started here ({self.state_path})", hint="start one without --resume")
-        if state is not None and not resume:
-            if state.complete:
-                raise RefusedError(
-                    f"{self.instance} was already promoted (run {state.get('run_id')}, completed {state.get('completed_at')})",
-                    hint="see: prontuario gcp status; back to the Macs: prontuario gcp failback",
-                )
+    def admit(self, state: RunState | None, resume: bool) -> None:
+        if state is not None and state.complete and not resume:
             raise RefusedError(
-                f"a promotion of {self.instance} is already in progress (run {state.get('run_id')}, started {state.get('started_at')})",
-                hint="continue it with: prontuario gcp promote --resume",
+                f"{self.instance} was already promoted (run {state.get('run_id')}, completed {state.get('completed_at')})",
+                hint="see: prontuario gcp status; back to the Macs: prontuario gcp failback",
             )
-        if state is not None and state.complete:
-            self.say(f"promotion of {self.instance} already complete (run {state.get('run_id')})")
-            return self._report(state, resumed=True)
+        super().admit(state, resume)
         if state is None and not self.reason:
             raise UsageError("a reason is required (it goes to the audit log and the notification)", hint="--reason 'both Macs lost: ...'")
 
-        # check-macs: every run, resumed or not (a Mac may have come back meanwhile).
-        started = time.monotonic()
-        with self._audited("check-macs") as audit_details:
-            health = self._check_macs()
-            found = self._refusal_for(health)
-            if found:
-                raise RefusedError(found[0], hint=found[1])
-            detail = "; ".join(f"{h.node} {h.state}" for h in health) or "not checked"
-            audit_details["detail"] = detail
+    def new_run(self) -> dict[str, Any]:
+        return {
+            "instance": self.instance,
+            "project": self.inv.cloud.project,
+            "drill": self.drill,
+            "reason": self.reason,
+            "started_epoch": time.time(),
+            "inventory": self.inv.source,
+            "route_writes": self.route_writes,
+        }
 
-        if state is None:
-            state = RunState.create(
-                self.state_path,
-                run_id=f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:6]}",
-                instance=self.instance,
-                project=self.inv.cloud.project,
-                drill=self.drill,
-                reason=self.reason,
-                started_at=utc_now(),
-                started_epoch=time.time(),
-                inventory=self.inv.source,
-                route_writes=self.route_writes,
-            )
-        else:
-            self.say(f"resuming promotion {state.get('run_id')} of {self.instance}")
+    def opened(self, state: RunState) -> None:
         self.reason = state.get("reason") or self.reason
         if self._seen_down_at is not None and state.get("down_seen_epoch") is None and self.require_macs_down:
-            state.set(down_seen_epoch=self._seen_down_at, down_seen_at=_iso(self._seen_down_at))
-        self._record(state, "check-macs", detail, time.monotonic() - started)
+            state.set(down_seen_epoch=self._seen_down_at, down_seen_at=iso(self._seen_down_at))
 
-        self._step(state, "fence-routing", self._fence_routing, once=True)
-        if self.force and any(h.reachable for h in health):
-            self._step(state, "fence-nodes", lambda st: self._fence_nodes(st, health), once=False)
-        elif not state.done("fence-nodes"):
-            self._results.append(StepResult("fence-nodes", "skipped", None, "no reachable Mac"))
-        self._step(state, "check-instance", self._check_instance, once=False)
-        self._step(state, "measure-lag", self._measure_lag, once=True)
-        self._step(state, "promote", self._promote, once=True)
-        self._step(state, "wait-operation", self._wait_operation, once=True)
-        self._step(state, "verify-write", self._verify_write, once=True)
-        self._step(state, "route-writes", self._route_writes, once=True)
-        self._step(state, "set-flag", self._set_flag, once=True)
-        self._step(state, "notify", self._notify, once=True)
+    def audit_args(self, state: RunState | None) -> dict[str, Any]:
+        return {"instance": self.instance, "drill": self.drill, "force": self.force, "reason": self.reason}
+
+    def complete(self, state: RunState) -> None:
         rto_s, rpo_s = self._measures(state)
         state.set(completed_at=utc_now(), rto_s=rto_s, rpo_s=rpo_s)
-        return self._report(state, resumed=resume)
-
-    # ------------------------------------------------------------------ step machinery
-
-    def _step(self, state: RunState, name: str, action: Callable[[RunState], str], *, once: bool) -> None:
-        if once and state.done(name):
-            self._results.append(StepResult(name, "already done", state.details(name).get("seconds"), state.details(name).get("detail", "")))
-            return
-        self.say(f"→ {name} …")
-        started = time.monotonic()
-        state.mark(name, "started")
-        try:
-            with self._audited(name) as audit_details:
-                detail = action(state)
-                audit_details["detail"] = detail
-        except BaseException as exc:
-            seconds = round(time.monotonic() - started, 3)
-            message = exc.one_line() if isinstance(exc, ProntuarioError) else ("interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
-            state.mark(name, "failed", error=message, seconds=seconds)
-            self._results.append(StepResult(name, "failed", seconds, message))
-            self.say(f"✗ {name}: {message}")
-            raise
-        self._record(state, name, detail, time.monotonic() - started)
-
-    def _record(self, state: RunState, name: str, detail: str, seconds: float) -> None:
-        seconds = round(seconds, 3)
-        state.mark(name, "done", detail=detail, seconds=seconds)
-        self._results.append(StepResult(name, "done", seconds, detail))
-        self.say(f"✓ {name} ({seconds:.1f} s): {detail}")
-        if self.stop_after == name:
-            raise Interrupted(f"stopped after {name} ({STOP_AFTER_ENV})")
-
-    def _audited(self, step: str):
-        """One audit entry per step, whatever its outcome (ok, failed, refused, interrupted)."""
-        from prontuario_cli import audit
-
-        args = {"instance": self.instance, "drill": self.drill, "force": self.force, "reason": self.reason}
-        return audit.action(audit.log_for(self.inv), f"gcp promote: {step}", args)
 
     # ------------------------------------------------------------------ the steps
+
+    def _check_macs_down(self, state: RunState | None) -> str:
+        """Every run, before the journal (a Mac may have come back meanwhile)."""
+        health = self._check_macs()
+        found = self._refusal_for(health)
+        if found:
+            raise RefusedError(found[0], hint=found[1])
+        return "; ".join(f"{h.node} {h.state}" for h in health) or "not checked"
 
     def _fence_routing(self, state: RunState) -> str:
         if not self.route_writes:
@@ -447,24 +367,27 @@ class Promotion(Runbook):
         state.set(fenced_routes=done)
         return "maintenance: " + (", ".join(done) or "no Mac servers found in HAProxy")
 
-    def _fence_nodes(self, state: RunState, health: list[m.MacHealth]) -> str:
-        reachable = [h for h in health if h.reachable]
+    def _fence_nodes(self, state: RunState) -> str:
+        reachable = [h for h in self._macs if h.reachable]
         order = [h for h in reachable if h.state != m.PRIMARY] + [h for h in reachable if h.state == m.PRIMARY]
         done = []
         for h in order:
             self.say(f"  fencing {h.node} ({h.state}) …")
             done.append(f"{h.node}: {m.fence_node(self.inv, h.node)}")
-        deadline = time.monotonic() + 60
-        while True:
+        still: list[str] = []
+
+        def fenced() -> bool:
+            nonlocal still
             still = [h.node for h in m.mac_health(self.inv) if h.reachable]
-            if not still:
-                break
-            if time.monotonic() >= deadline:
-                raise OperationFailed(f"fencing did not take: {', '.join(still)} still reachable after 60 s", hint="power the Mac off by hand, then --resume")
-            time.sleep(0.5)
+            return not still
+
+        wait_for(
+            "the Macs fenced", fenced, 60, interval_s=0.5,
+            on_timeout=lambda last: OperationFailed(f"fencing did not take: {', '.join(still)} still reachable after 60 s", hint="power the Mac off by hand, then --resume"),
+        )
         if self._seen_down_at is None or state.get("down_seen_epoch") is None:
             now = time.time()
-            state.set(down_seen_epoch=now, down_seen_at=_iso(now), fenced=[h.node for h in order])
+            state.set(down_seen_epoch=now, down_seen_at=iso(now), fenced=[h.node for h in order])
         return "; ".join(done)
 
     def _check_instance(self, state: RunState) -> str:
@@ -560,32 +483,34 @@ class Promotion(Runbook):
             detail = f"operation {op.name} DONE after {polls} poll(s)"
         else:
             detail = "no operation to wait for (instance already promoted)"
-        deadline = time.monotonic() + 60
-        while True:
+        info = None
+
+        def promoted() -> bool:
+            nonlocal info
             info = self.client.get_instance(self.instance)
-            if not info.is_replica:
-                break
-            if time.monotonic() >= deadline:
-                raise OperationFailed(f"{self.instance} still reports {info.instance_type} 60 s after the operation finished", hint="--resume to look again")
-            time.sleep(1)
+            return not info.is_replica
+
+        wait_for(
+            f"{self.instance} promoted", promoted, 60, interval_s=1,
+            on_timeout=lambda last: OperationFailed(
+                f"{self.instance} still reports {info.instance_type if info else last} 60 s after the operation finished", hint="--resume to look again"
+            ),
+        )
         state.set(promoted_epoch=time.time())
         return f"{detail}; {self.instance} is now {info.instance_type}"
 
     def _verify_write(self, state: RunState) -> str:
         from prontuario_cli.gcp.data import write_check
 
-        deadline = time.monotonic() + 60
-        last = ""
-        while True:
-            try:
-                with self._session(state) as session:
-                    row = write_check(session, state.get("run_id"), f"gcp promote: emergency write check ({self.reason[:100]})")
-                break
-            except ProntuarioError as exc:  # the instance may restart right after promotion
-                last = exc.one_line()
-                if time.monotonic() >= deadline:
-                    raise OperationFailed(f"no write acknowledged by {self.instance} within 60 s (last: {last})") from None
-                time.sleep(1)
+        def written() -> dict:
+            with self._session(state) as session:
+                return write_check(session, state.get("run_id"), f"gcp promote: emergency write check ({self.reason[:100]})")
+
+        # The instance may restart right after promotion: its errors count as "not yet".
+        row, _ = wait_for(
+            f"a write on {self.instance}", written, 60, interval_s=1,
+            on_timeout=lambda last: OperationFailed(f"no write acknowledged by {self.instance} within 60 s (last: {last})"),
+        )
         now = time.time()
         state.set(check_row=row, first_write_epoch=state.get("first_write_epoch") or now, first_write_via="instance")
         return f"row {row['id']} written and read back on {row['server']}"
@@ -623,30 +548,25 @@ class Promotion(Runbook):
         database = data.database if data else self.inv.cluster.database
         password = optional_secret(data.password, "cloud.data.password") if data else None
         target = DsnTarget(node.address, node.ports.haproxy_write, user, database, password)
-        mac_servers = ha_mac_servers(self.inv)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with dsn_session(target, time.monotonic() + 10) as session:
-                    row = write_check(session, state.get("run_id"), "gcp promote: write through HAProxy")
-                if row["server"] in mac_servers:
-                    raise RefusedError(f"a write through HAProxy landed on a Mac ({row['server']}): SPLIT BRAIN RISK", hint="fence the Macs in HAProxy now")
-                return row
-            except RefusedError:
-                raise
-            except ProntuarioError as exc:
-                if time.monotonic() >= deadline:
-                    raise OperationFailed(f"no write acknowledged through HAProxy's write frontend within 30 s: {exc.one_line()}") from None
-                time.sleep(0.3)
+        def written() -> dict:
+            with dsn_session(target, time.monotonic() + 10) as session:
+                return write_check(session, state.get("run_id"), "gcp promote: write through HAProxy")
+
+        row, _ = wait_for(
+            "a write through HAProxy's write frontend", written, 30, interval_s=0.3,
+            on_timeout=lambda last: OperationFailed(f"no write acknowledged through HAProxy's write frontend within 30 s: {last}"),
+        )
+        if row["server"] in ha_mac_servers(self.inv):
+            raise RefusedError(f"a write through HAProxy landed on a Mac ({row['server']}): SPLIT BRAIN RISK", hint="fence the Macs in HAProxy now")
+        return row
 
     def _set_flag(self, state: RunState) -> str:
         if not self.set_flag:
             return "skipped: drill leaves the emergency flag alone"
-        from prontuario_cli.gcp.state import update_metric, write_fallback
-        from prontuario_cli.paths import state_dir
+        from prontuario_cli.cluster.fallback import update_metric, write_fallback
 
         path = write_fallback(
-            state_dir(self.inv), True, since=utc_now(), instance=self.instance, reason=self.reason, run_id=state.get("run_id"), drill=self.drill
+            self.state_dir, True, since=utc_now(), instance=self.instance, reason=self.reason, run_id=state.get("run_id"), drill=self.drill
         )
         detail = f"{path} active"
         if self.inv.paths.metrics_textfile:
@@ -677,7 +597,7 @@ class Promotion(Runbook):
 
     def _rto_origin(self, state: RunState) -> tuple[float | None, str]:
         if self.rto_start is not None:
-            return self.rto_start, f"the fault ({_iso(self.rto_start)})"
+            return self.rto_start, f"the fault ({iso(self.rto_start)})"
         if state.get("down_seen_epoch") is not None:
             return state.get("down_seen_epoch"), f"both Macs seen down ({state.get('down_seen_at')})"
         return state.get("started_epoch"), f"the start of the command ({state.get('started_at')})"
@@ -688,16 +608,12 @@ class Promotion(Runbook):
         rto = round(end - start, 3) if (start is not None and end is not None) else None
         return rto, state.get("rpo_s")
 
-    def _report(self, state: RunState, resumed: bool) -> PromoteReport:
+    def report(self, state: RunState, resumed: bool) -> PromoteReport:
         _, origin = self._rto_origin(state)
         rto, rpo = state.get("rto_s"), state.get("rpo_s")
         if rto is None:
             rto, rpo = self._measures(state)
         targets = self.inv.targets.both_lost
-        results = self._results or [
-            StepResult(s, "done" if state.done(s) else state.steps.get(s, {}).get("status", "not run"), state.details(s).get("seconds"), state.details(s).get("detail", ""))
-            for s in STEPS
-        ]
         return PromoteReport(
             instance=self.instance,
             drill=bool(state.get("drill")),
@@ -705,7 +621,7 @@ class Promotion(Runbook):
             reason=str(state.get("reason") or ""),
             resumed=resumed,
             completed=state.complete,
-            steps=tuple(results),
+            steps=tuple(self.step_results(state)),
             macs=tuple(self._macs),
             operation=(state.get("promote") or {}).get("operation"),
             rto_s=rto,
@@ -719,8 +635,3 @@ class Promotion(Runbook):
             notes=tuple(self._notes),
         )
 
-
-def _iso(epoch: float) -> str:
-    import datetime as _dt
-
-    return _dt.datetime.fromtimestamp(epoch, _dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -80,11 +80,13 @@ def _run_line(run: dict[str, Any] | None) -> str:
 
 
 def status(inventory: Inventory, instance: str | None = None) -> GcpStatus:
+    from prontuario_cli.cluster.fallback import read_fallback
     from prontuario_cli.gcp import macs as m
     from prontuario_cli.gcp.client import admin_client, choose_instance
     from prontuario_cli.gcp.data import data_via, open_session, read_lag
-    from prontuario_cli.gcp.state import RunState, read_fallback
+    from prontuario_cli.gcp.state import FAILBACK, PROMOTE, journal_path
     from prontuario_cli.paths import state_dir
+    from prontuario_cli.runbook.state import RunState
 
     name, drill = choose_instance(inventory, instance)
     errors: list[str] = []
@@ -120,8 +122,8 @@ def status(inventory: Inventory, instance: str | None = None) -> GcpStatus:
         except ProntuarioError as exc:
             errors.append(f"HAProxy: {exc.one_line()}")
     sdir = state_dir(inventory)
-    promotion = RunState.load(RunState.path_for(sdir, "promote", name))
-    failback = RunState.load(RunState.path_for(sdir, "failback", name))
+    promotion = RunState.load(journal_path(sdir, PROMOTE, name))
+    failback = RunState.load(journal_path(sdir, FAILBACK, name))
     fallback = read_fallback(sdir)
     return GcpStatus(
         instance=name,

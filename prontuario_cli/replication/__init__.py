@@ -37,6 +37,7 @@ def check(inventory: Inventory, *, record: bool = False, timeout_s: float | None
     inventory's health-check timeout) plus evaluation time.
     """
     from prontuario_cli import paths
+    from prontuario_cli.cluster.fallback import fallback_active
     from prontuario_cli.connect.fanout import run_all
     from prontuario_cli.replication import state
     from prontuario_cli.replication.evaluate import evaluate
@@ -57,7 +58,7 @@ def check(inventory: Inventory, *, record: bool = False, timeout_s: float | None
         inventory,
         outcomes,
         previous=previous,
-        gcp_active=state.gcp_fallback_active(state_dir),
+        gcp_active=fallback_active(state_dir),
         checked_at=now.isoformat(),
         elapsed_s=elapsed,
     )

@@ -5,9 +5,9 @@
     timeline seen by the last check, so a failover nobody noticed (a new timeline) is
     reported once, as WARNING ``timeline 2→3``.
 
-``gcp-fallback.json`` (to be written by ``gcp promote`` / ``gcp failback``)
-    ``{"active": true, "since": ISO, ...}``: whether the Cloud SQL fallback has been
-    promoted. Missing or unreadable means not active; it feeds ``gcp_fallback_active``.
+``gcp-fallback.json`` (written by ``gcp promote`` / ``gcp failback``)
+    The emergency-mode flag; its one reader is :mod:`prontuario_cli.cluster.fallback`
+    (``fallback_active`` feeds ``gcp_fallback_active``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TIMELINE_FILE = "replication-timeline.json"
-GCP_FALLBACK_FILE = "gcp-fallback.json"
 
 
 @dataclass(frozen=True)
@@ -46,15 +45,6 @@ def record_timeline(state_dir: Path, state: TimelineState) -> None:
         indent=2,
     )
     write_atomically(state_dir / TIMELINE_FILE, body + "\n")
-
-
-def gcp_fallback_active(state_dir: Path) -> bool:
-    """True only when ``gcp-fallback.json`` says ``"active": true``."""
-    try:
-        data = json.loads((state_dir / GCP_FALLBACK_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and data.get("active") in (True, 1)
 
 
 def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:

@@ -1,5 +1,6 @@
 """Pure parts of the cloud fallback: run journals, the emergency flag and its metric, the
-lock, the notification command, the inventory fields, the RPO arithmetic, drill rules."""
+lock, the notification command, the inventory fields, the RPO arithmetic, drill rules,
+the runbooks' steps."""
 
 from __future__ import annotations
 
@@ -8,26 +9,29 @@ import stat
 
 import pytest
 
-from prontuario_cli.errors import ConfigError, LockedError, OperationFailed, RefusedError
+from prontuario_cli.cluster import fallback
+from prontuario_cli.errors import ConfigError, LockedError, OperationFailed, RefusedError, UsageError
 from prontuario_cli.gcp import state as s
 from prontuario_cli.gcp.data import ReplicaLag
 from prontuario_cli.gcp.notify import notify
 from prontuario_cli.inventory import parse_inventory
+from prontuario_cli.runbook.state import RunState
 from tests.helpers import EXAMPLE, run
 
 # --------------------------------------------------------------------------- run journals
 
 
 def test_run_state_round_trip_is_private_and_atomic(tmp_path):
-    path = s.RunState.path_for(tmp_path, "promote", "replica/a")
-    assert path.name == "gcp-promote-replica_a.json"
-    state = s.RunState.create(path, run_id="r1", reason="both Macs lost")
+    path = s.journal_path(tmp_path, s.PROMOTE, "replica/a")
+    assert path.name == "gcp-promote-replica_a.json"  # the names on disk are those of earlier releases
+    assert s.journal_path(tmp_path, s.FAILBACK, "replica-a").name == "gcp-failback-replica-a.json"
+    state = RunState.create(path, run_id="r1", reason="both Macs lost")
     state.mark("promote", "started")
     state.set(promote={"status": "sending"})
     state.mark("promote", "done", detail="sent", seconds=0.1)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
-    again = s.RunState.load(path)
+    again = RunState.load(path)
     assert again.done("promote") and not again.done("notify")
     assert again.details("promote") == {"detail": "sent", "seconds": 0.1}
     assert again.get("promote") == {"status": "sending"} and not again.complete
@@ -37,36 +41,37 @@ def test_a_damaged_journal_is_named_not_ignored(tmp_path):
     path = tmp_path / "gcp-promote-x.json"
     path.write_text("{not json")
     with pytest.raises(OperationFailed, match="is damaged"):
-        s.RunState.load(path)
+        RunState.load(path)
 
 
 def test_archive_moves_the_journal_aside(tmp_path):
-    state = s.RunState.create(tmp_path / "gcp-failback-x.json", run_id="20261125T030000Z-abc")
+    state = RunState.create(tmp_path / "gcp-failback-x.json", run_id="20261125T030000Z-abc")
     target = state.archive()
     assert target.name == "gcp-failback-x.20261125T030000Z-abc.done.json"
-    assert s.RunState.load(tmp_path / "gcp-failback-x.json") is None
+    assert RunState.load(tmp_path / "gcp-failback-x.json") is None
 
 
 def test_the_lock_admits_one_run(tmp_path):
     with s.gcp_lock(tmp_path, "promote a"):
-        with pytest.raises(LockedError, match="promote a"):
+        with pytest.raises(LockedError, match=r"another cloud fallback command is running \(pid \d+, promote a"):
             with s.gcp_lock(tmp_path, "promote b"):
                 pass
     with s.gcp_lock(tmp_path, "promote c"):
         pass
+    assert (tmp_path / "gcp.lock").exists()
 
 
 # --------------------------------------------------------------------------- the flag and the metric
 
 
 def test_the_flag_is_what_replication_check_reads(tmp_path):
-    from prontuario_cli.replication.state import gcp_fallback_active
-
+    gcp_fallback_active = fallback.fallback_active  # the one reader, used by replication.check
     assert not gcp_fallback_active(tmp_path)
-    s.write_fallback(tmp_path, True, since="2026-11-25T03:00:00Z", instance="replica-a")
+    fallback.write_fallback(tmp_path, True, since="2026-11-25T03:00:00Z", instance="replica-a")
     assert gcp_fallback_active(tmp_path)
-    s.write_fallback(tmp_path, False, ended_at="2026-11-25T05:00:00Z")
-    data = s.read_fallback(tmp_path)
+    assert stat.S_IMODE((tmp_path / fallback.FALLBACK_FILE).stat().st_mode) == 0o644
+    fallback.write_fallback(tmp_path, False, ended_at="2026-11-25T05:00:00Z")
+    data = fallback.read_fallback(tmp_path)
     assert not gcp_fallback_active(tmp_path) and data["since"] == "2026-11-25T03:00:00Z" and data["ended_at"]
 
 
@@ -77,7 +82,7 @@ def test_the_metric_is_replaced_in_place_keeping_the_others(tmp_path):
         "# HELP gcp_fallback_active old help.\n# TYPE gcp_fallback_active gauge\ngcp_fallback_active 0\n"
         "# HELP gcp_fallback_active_extra another family.\n# TYPE gcp_fallback_active_extra gauge\ngcp_fallback_active_extra 7\n"
     )
-    s.update_metric(textfile, True)
+    fallback.update_metric(textfile, True)
     text = textfile.read_text()
     lines = text.splitlines()
     assert lines.count("gcp_fallback_active 1") == 1 and "gcp_fallback_active 0" not in lines
@@ -86,7 +91,7 @@ def test_the_metric_is_replaced_in_place_keeping_the_others(tmp_path):
 
 
 def test_the_metric_file_is_created_when_missing(tmp_path):
-    path = s.update_metric(tmp_path / "sub" / "prontuario.prom", False)
+    path = fallback.update_metric(tmp_path / "sub" / "prontuario.prom", False)
     assert path.read_text().splitlines()[-1] == "gcp_fallback_active 0"
 
 
@@ -166,6 +171,35 @@ def test_a_drill_never_promotes_the_live_replica(tmp_path):
     assert drill.drill and not drill.require_macs_down and not drill.route_writes and not drill.set_flag
     with pytest.raises(ConfigError, match="not in the inventory"):
         Promotion(inv, "someone-elses-instance", "x")
+
+
+def test_stop_after_must_name_a_step_or_a_part():
+    from prontuario_cli.gcp.failback import Failback
+    from prontuario_cli.gcp.promote import Promotion
+
+    inv = parse_inventory(EXAMPLE.read_text())
+    assert Promotion(inv, reason="x", stop_after="promote").stop_after == "promote"
+    assert Failback(inv, stop_after="restore").stop_after == "restore"  # a part of copy-data
+    with pytest.raises(UsageError, match="'restore' is not a step of the promotion"):
+        Promotion(inv, reason="x", stop_after="restore")
+    with pytest.raises(UsageError, match="not a step of the failback"):
+        Failback(inv, stop_after="promote")
+
+
+def test_the_plans_list_every_step_in_order():
+    from prontuario_cli.gcp.failback import Failback
+    from prontuario_cli.gcp.promote import Promotion
+
+    inv = parse_inventory(EXAMPLE.read_text())
+    promote = [step.name for step in Promotion(inv, reason="x").steps()]
+    assert promote == ["check-macs", "fence-routing", "fence-nodes", "check-instance", "measure-lag", "promote",
+                       "wait-operation", "verify-write", "route-writes", "set-flag", "notify"]  # fmt: skip
+    failback = Failback(inv)
+    assert [step.name for step in failback.steps()] == ["check", "freeze-cloud", "start-macs", "copy-data", "verify-data",
+                                                        "route-writes-back", "clear-flag", "rebuild-replica", "notify", "archive"]  # fmt: skip
+    assert [step.name for step in failback.steps() if step.confirm] == ["freeze-cloud", "start-macs", "copy-data", "route-writes-back", "rebuild-replica"]
+    plan = failback.plan()
+    assert len(plan) == 10 and plan[1].startswith("FREEZE the cloud") and "re-create" in plan[7]
 
 
 def test_resume_with_nothing_to_resume_is_a_usage_error():

@@ -12,7 +12,8 @@ import pytest
 from prontuario_cli.metrics import Family, Sample, render, write_textfile
 from prontuario_cli.replication.evaluate import evaluate
 from prontuario_cli.replication.metrics import replication_textfile
-from prontuario_cli.replication.state import GCP_FALLBACK_FILE, gcp_fallback_active
+from prontuario_cli.cluster.fallback import FALLBACK_FILE as GCP_FALLBACK_FILE
+from prontuario_cli.cluster.fallback import fallback_active as gcp_fallback_active
 from tests.replication import replication_fixtures as fx
 
 

@@ -1,0 +1,11 @@
+"""The shared cluster layer every capability stands on.
+
+- ``nodes.py``: the one node-access seam (lab processes or SSH): start / stop / kill /
+  hang / resume a node's services, run a command with a timeout and streamed output.
+- ``haproxy.py``: HAProxy's runtime API as the capabilities drive it (routes,
+  maintenance, safe release, the write frontend).
+- ``patroni.py``: Patroni's REST answers parsed, the cluster view, switchover.
+- ``fallback.py``: the emergency-mode flag of the cloud fallback and its metric.
+
+Nothing here imports a capability, typer or rich.
+"""
