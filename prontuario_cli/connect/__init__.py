@@ -43,3 +43,17 @@ def as_float(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+def warm_up(*libraries: str) -> None:
+    """Import client libraries and their connectors before a deadline starts: a first
+    import costs tens of milliseconds that are not network time (and probe threads
+    importing at once wait on each other's import locks)."""
+    import importlib
+
+    for name in libraries:
+        importlib.import_module(name)
+        connector = {"httpx": "http", "psycopg": "postgres", "redis": "redis"}.get(name)
+        if connector:
+            importlib.import_module(f"prontuario_cli.connect.{connector}")
+    importlib.import_module("prontuario_cli.connect.haproxy")

@@ -66,8 +66,9 @@ def mac_health(inventory: Inventory, timeout_s: float | None = None) -> list[Mac
             probes[f"patroni:{node.name}"] = _patroni_probe(node)
         if node.ports.postgresql:
             probes[f"postgres:{node.name}"] = _postgres_probe(node, inventory, password)
-    import httpx  # noqa: F401 - imported before the clock starts (imports are not network time)
-    import psycopg  # noqa: F401
+    from prontuario_cli.connect import warm_up
+
+    warm_up("httpx", "psycopg")
 
     budget = timeout_s if timeout_s is not None else inventory.health_checks.timeout_s
     outcomes = run_all(probes, time.monotonic() + budget)

@@ -18,16 +18,6 @@ from prontuario_cli.replication.report import ReplicationReport
 __all__ = ["check", "ReplicationReport"]
 
 
-def _warm_up() -> None:
-    """Import the client libraries before the clock starts (imports are not network time)."""
-    import httpx  # noqa: F401
-    import psycopg  # noqa: F401
-    import redis  # noqa: F401
-
-    from prontuario_cli.connect import haproxy, http, postgres  # noqa: F401
-    from prontuario_cli.connect import redis as redis_connector  # noqa: F401
-
-
 def check(inventory: Inventory, *, record: bool = False, timeout_s: float | None = None) -> ReplicationReport:
     """Probe everything, evaluate, and (with ``record``) remember the timeline for next time.
 
@@ -38,13 +28,14 @@ def check(inventory: Inventory, *, record: bool = False, timeout_s: float | None
     """
     from prontuario_cli import paths
     from prontuario_cli.cluster.fallback import fallback_active
+    from prontuario_cli.connect import warm_up
     from prontuario_cli.connect.fanout import run_all
     from prontuario_cli.replication import state
     from prontuario_cli.replication.evaluate import evaluate
     from prontuario_cli.replication.probes import build_probes
 
     probes = build_probes(inventory)  # reads secrets: fails fast, before any network call
-    _warm_up()
+    warm_up("httpx", "psycopg", "redis")
     budget = timeout_s if timeout_s is not None else inventory.health_checks.timeout_s
     started = time.monotonic()
     outcomes = run_all(probes, started + budget)
