@@ -93,3 +93,38 @@ def commands(target: RedisTarget, calls: Sequence[Sequence[str]], deadline: floa
         except Exception:  # noqa: BLE001 - closing is best effort
             pass
     return replies
+
+
+# --------------------------------------------------------------------------- reply shapes
+
+
+def info_fields(reply: Any) -> dict[str, str]:
+    """An INFO reply (``key:value`` lines under ``# Section`` headers) as a dict of strings.
+
+    Anything that is not INFO text (an error reply, nothing) gives an empty dict.
+    """
+    if isinstance(reply, bytes):
+        reply = reply.decode("utf-8", errors="replace")
+    if not isinstance(reply, str):
+        return {}
+    out: dict[str, str] = {}
+    for line in reply.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or ":" not in line:
+            continue
+        key, _, value = line.partition(":")
+        out[key] = value
+    return out
+
+
+def reply_pairs(reply: Any) -> dict[str, str]:
+    """A flat ``[key, value, key, value, ...]`` reply (SENTINEL MASTER, CONFIG GET) as a dict of strings.
+
+    Anything that is not such a list (an error reply, nothing) gives an empty dict.
+    """
+    if isinstance(reply, dict):
+        return {str(k): str(v) for k, v in reply.items()}
+    if not isinstance(reply, (list, tuple)):
+        return {}
+    items = list(reply)
+    return {str(items[i]): str(items[i + 1]) for i in range(0, len(items) - 1, 2)}

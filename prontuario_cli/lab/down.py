@@ -15,7 +15,7 @@ import signal
 import time
 from typing import Callable
 
-from prontuario_cli.errors import OperationFailed
+from prontuario_cli.errors import OperationFailed, ProntuarioError
 from prontuario_cli.lab import health
 from prontuario_cli.lab.components import components
 from prontuario_cli.lab.procs import alive, postmaster_pid, processes_under, read_pidfile, running_pid, stop_pids
@@ -28,31 +28,27 @@ STOP_TIMEOUT = 15
 
 def pause_patroni(spec: LabSpec, say: Say) -> bool:
     """PATCH /config {"pause": true} and wait (bounded) until every live member reports it."""
-    live = [n for n in MACS if health.http_json(f"http://127.0.0.1:{spec.node_ports(n).patroni}/patroni") is not None]
+    from prontuario_cli.poll import wait_for
+
+    live = [n for n in MACS if health.http_json(health.patroni_url(spec, n, "/patroni")) is not None]
     if not live:
         return False
-    status = 0
-    for node in live:
-        status, _ = health.http_request("PATCH", f"http://127.0.0.1:{spec.node_ports(node).patroni}/config", {"pause": True}, timeout_s=5)
-        if status == 200:
-            break
-    if status != 200:
+    if not any(health.patch_pause(spec, node, True) is None for node in live):
         say("lab: could not pause Patroni (no DCS?); stopping anyway")
         return False
 
     def all_paused() -> bool:
         for node in live:
-            data = health.http_json(f"http://127.0.0.1:{spec.node_ports(node).patroni}/patroni")
+            data = health.http_json(health.patroni_url(spec, node, "/patroni"))
             if data is not None and not data.get("pause"):
                 return False
         return True
 
-    deadline = time.monotonic() + PAUSE_TIMEOUT
-    while not all_paused():
-        if time.monotonic() > deadline:
-            say("lab: Patroni did not report the pause in time; stopping anyway")
-            return False
-        time.sleep(0.2)
+    try:
+        wait_for("Patroni paused", all_paused, PAUSE_TIMEOUT)
+    except ProntuarioError:
+        say("lab: Patroni did not report the pause in time; stopping anyway")
+        return False
     say("lab: Patroni paused")
     return True
 

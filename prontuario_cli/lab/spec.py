@@ -223,10 +223,9 @@ class LabSpec:
         return cls(binaries=binaries, **{k: v for k, v in data.items() if k in known})
 
     def save(self) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        tmp = self.sub(SPEC_FILE + ".tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        os.replace(tmp, self.sub(SPEC_FILE))
+        from prontuario_cli.files import write_atomically
+
+        write_atomically(self.sub(SPEC_FILE), self.to_json())
 
 
 def load_spec(directory: str | os.PathLike) -> LabSpec | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from prontuario_cli.connect import as_int
 from prontuario_cli.errors import ExitCode
 from prontuario_cli.lab import health
 from prontuario_cli.lab.components import Component, components, log_of
@@ -141,7 +142,7 @@ def _health(spec: LabSpec, comp: Component) -> tuple[str | None, bool, str]:
         ok = health.etcd_healthy(comp.port)
         return "member", ok, "healthy" if ok else "no /health"
     if kind == "patroni":
-        data = health.http_json(f"http://127.0.0.1:{comp.port}/patroni")
+        data = health.http_json(health.lab_url(comp.port, "/patroni"))
         if data is None:
             return None, False, "REST API not answering"
         role = data.get("role")
@@ -167,17 +168,18 @@ def _health(spec: LabSpec, comp: Component) -> tuple[str | None, bool, str]:
         info = health.sentinel_master(comp.port, spec.redis_master)
         if not info:
             return None, False, "not answering"
-        others = int(info.get("num-other-sentinels", 0))
+        others = as_int(info.get("num-other-sentinels")) or 0
         master = f"{info.get('ip')}:{info.get('port')}"
-        ok = others >= 2 and "o_down" not in str(info.get("flags", ""))
+        ok = others >= 2 and "o_down" not in info.get("flags", "").split(",")
         return "sentinel", ok, f"master {master}, {others} other sentinels"
     if kind == "haproxy":
-        up = [s for s in health.write_servers_up(spec.haproxy_socket)]
-        if not health.haproxy_servers(spec.haproxy_socket):
+        servers = health.haproxy_servers(spec.haproxy_socket)
+        if not servers:
             return None, False, "runtime API not answering"
+        up = health.servers_up(servers, "write")
         return "load balancer", len([s for s in up if s != "cloudsql"]) == 1, f"write -> {', '.join(up) or 'nothing'}"
     if kind == "cloudsql-api":
-        status = health.http_status(f"http://127.0.0.1:{comp.port}/health")
+        status = health.http_status(health.lab_url(comp.port, "/health"))
         if status == 0:
             return None, False, "not answering"
         return "api", True, "fallback promoted (/health 200)" if status == 200 else "replica (/health 503)"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from prontuario_cli.errors import OperationFailed, PermissionProblem, UnavailableError
+from prontuario_cli.files import write_atomically
 from prontuario_cli.lab import config, health
 from prontuario_cli.lab.components import Component, components
 from prontuario_cli.lab.procs import alive, as_postgres_argv, log_tail, running_pid, start
@@ -62,13 +63,9 @@ def _own(path: Path, mode: int | None = None) -> None:
 
 
 def _write(path: Path, text: str, mode: int = 0o644, postgres: bool = False) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.chmod(tmp, mode)
+    write_atomically(path, text, mode)
     if postgres:
-        _own(tmp)
-    os.replace(tmp, path)
+        _own(path)
 
 
 def check_traversable(directory: Path) -> None:
@@ -163,26 +160,22 @@ def wait_component(comp: Component, pid: int, what: str, probe: Callable, timeou
 
     def checked():
         if not alive(pid):
-            raise _exited(comp, pid)
+            raise health.StopWaiting(_exited(comp, pid))
         return probe()
 
     return health.wait_for(what, checked, timeout_s, component=comp.name, log=comp.proc.log, **kw)
 
 
-def patroni_url(spec: LabSpec, node: str, path: str) -> str:
-    return f"http://127.0.0.1:{spec.node_ports(node).patroni}{path}"
-
-
 def leader_node(spec: LabSpec) -> str | None:
     for node in MACS:
-        if health.http_status(patroni_url(spec, node, "/primary")) == 200:
+        if health.http_status(health.patroni_url(spec, node, "/primary")) == 200:
             return node
     return None
 
 
 def sync_node(spec: LabSpec) -> str | None:
     for node in MACS:
-        if health.http_status(patroni_url(spec, node, "/sync")) == 200:
+        if health.http_status(health.patroni_url(spec, node, "/sync")) == 200:
             return node
     return None
 
@@ -190,14 +183,14 @@ def sync_node(spec: LabSpec) -> str | None:
 def resume_patroni(spec: LabSpec, say: Say) -> None:
     """Clear the pause flag ``lab down`` left in etcd (Patroni starts nothing while paused)."""
     for node in MACS:
-        cfg = health.http_json(patroni_url(spec, node, "/config"))
+        cfg = health.http_json(health.patroni_url(spec, node, "/config"))
         if cfg is None:
             continue
         if cfg.get("pause"):
             say("lab: resuming Patroni (paused by the last 'lab down')")
-            status, body = health.http_request("PATCH", patroni_url(spec, node, "/config"), {"pause": False}, timeout_s=5)
-            if status != 200:
-                raise OperationFailed(f"patroni-{node}: could not resume the cluster (HTTP {status}: {body[:200]})")
+            problem = health.patch_pause(spec, node, False)
+            if problem:
+                raise OperationFailed(f"patroni-{node}: could not resume the cluster ({problem})")
         return
 
 
@@ -211,12 +204,12 @@ def database_exists(spec: LabSpec) -> bool:
     if leader is None:
         return False
     port = spec.node_ports(leader).postgresql
-    row = health.pg_query(port, f"SELECT count(*) FROM pg_database WHERE datname = '{spec.database}'", timeout_s=5)
-    if row is None:
+    row = health.pg_query(port, "SELECT count(*) FROM pg_database WHERE datname = %s", (spec.database,), timeout_s=5)
+    if not row:
         return False
     if row[0]:
         return True
-    health.pg_query(port, f'CREATE DATABASE "{spec.database}"', timeout_s=30)
+    health.pg_query(port, f'CREATE DATABASE "{spec.database}"', read_only=False, timeout_s=30)
     return False
 
 
@@ -315,8 +308,8 @@ def bring_up(spec: LabSpec, say: Say) -> dict:
     run(f"patroni-{second}")
     if not fresh:
         comp = comps[f"patroni-{first}"]
-        wait_component(comp, pids[comp.name], "REST API", lambda: health.http_json(patroni_url(spec, first, "/config")) is not None
-                       or health.http_json(patroni_url(spec, second, "/config")) is not None, LEADER_TIMEOUT)
+        wait_component(comp, pids[comp.name], "REST API", lambda: health.http_json(health.patroni_url(spec, first, "/config")) is not None
+                       or health.http_json(health.patroni_url(spec, second, "/config")) is not None, LEADER_TIMEOUT)
         resume_patroni(spec, say)
         wait_component(comp, pids[comp.name], "a leader (/primary 200)", lambda: leader_node(spec), LEADER_TIMEOUT)
     leader = leader_node(spec) or first
@@ -332,7 +325,7 @@ def bring_up(spec: LabSpec, say: Say) -> dict:
         """A leader and a different node answering /sync 200 (either Patroni dying fails at once)."""
         other = comps[f"patroni-{leader}"]
         if not alive(pids[other.name]):
-            raise _exited(other, pids[other.name])
+            raise health.StopWaiting(_exited(other, pids[other.name]))
         sync, now_leader = sync_node(spec), leader_node(spec)
         return sync is not None and now_leader is not None and sync != now_leader
 
@@ -353,7 +346,7 @@ def bring_up(spec: LabSpec, say: Say) -> dict:
     run("cloudsql-replica")
     wait_component(comp, pids[comp.name], "streaming from the cluster", lambda: health.standin_streaming(spec.standin_pg_port), STANDIN_TIMEOUT)
     api = comps["cloudsql-api"]
-    url = f"http://127.0.0.1:{spec.standin_api_port}/v1/projects/{spec.project}/instances/{spec.sql_instance}"
+    url = health.lab_url(spec.standin_api_port, f"/v1/projects/{spec.project}/instances/{spec.sql_instance}")
     wait_component(api, pids[api.name], "instances.get answering", lambda: health.http_status(url) == 200, 30)
     say("lab: cloud stand-in replica streaming")
 
@@ -370,7 +363,7 @@ def bring_up(spec: LabSpec, say: Say) -> dict:
             "quorum (2 other sentinels, 1 replica, CKQUORUM OK)",
             lambda p=port: health.sentinel_ready(p, spec.redis_master),
             SENTINEL_TIMEOUT,
-            last_state=lambda p=port: str(health.sentinel_master(p, spec.redis_master) or "no answer")[:200],
+            last_state=lambda p=port: health.describe_sentinel(health.sentinel_master(p, spec.redis_master)),
         )
     say("lab: Sentinel quorum reached")
     return {"fresh": fresh, "started": started, "seconds": round(time.monotonic() - t0, 2)}

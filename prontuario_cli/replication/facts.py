@@ -187,14 +187,9 @@ class RedisReplication:
 
 def parse_info_text(text: str) -> dict[str, str]:
     """Redis INFO text (``key:value`` lines, ``# Section`` headers) -> dict of strings."""
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or ":" not in line:
-            continue
-        key, _, value = line.partition(":")
-        out[key] = value
-    return out
+    from prontuario_cli.connect.redis import info_fields
+
+    return info_fields(text)
 
 
 def parse_redis_replication(text: str) -> RedisReplication:

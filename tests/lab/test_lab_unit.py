@@ -1,4 +1,5 @@
-"""The lab's pure parts: ports, rendered configs, the lab inventory, /proc parsing, the stand-in's errors."""
+"""The lab's pure parts: ports, rendered configs, the lab inventory, /proc parsing, the stand-in's errors,
+and the probes' "not ready yet" answers and the lab's wait error (no lab needed)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,13 @@ import subprocess
 import sys
 
 import pytest
-
-from tests.helpers import poll
 import yaml
 
 from prontuario_cli.inventory import parse_inventory
 from prontuario_cli.lab import config
 from prontuario_cli.lab.components import component_names, components
 from prontuario_cli.lab.spec import MACS, NODE_NAMES, PROFILES, LabSpec
+from tests.helpers import poll
 
 
 def all_ports(spec: LabSpec) -> list[int]:
@@ -87,8 +87,8 @@ def test_patroni_config_has_the_safety_settings():
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_haproxy_config_is_valid_and_routes_by_patroni(tmp_path, profile):
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    if not os.path.exists(haproxy):
-        pytest.skip("haproxy is not installed")
+    if not os.path.exists(haproxy):  # validating the real config is the point: never skip it
+        pytest.fail(f"{haproxy} is not installed: run ./install.sh (or apt-get install --no-install-recommends haproxy)")
     spec = LabSpec(dir=str(tmp_path), profile=profile)
     text = config.haproxy_cfg(spec)
     for needle in (
@@ -190,3 +190,88 @@ def test_install_reads_the_package_list_from_install_sh():
     packages = apt_packages(install_script())
     for name in ("postgresql-15", "etcd-server", "haproxy", "redis-sentinel", "prometheus"):
         assert name in packages
+
+
+# --------------------------------------------------------------------------- probes and waits
+
+
+def _free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_probes_answer_not_ready_rather_than_raise_when_nothing_listens(tmp_path):
+    from prontuario_cli.lab import health
+
+    port = _free_port()
+    assert health.http_status(health.lab_url(port, "/health")) == 0
+    assert health.http_json(health.lab_url(port, "/patroni")) is None
+    assert health.etcd_healthy(port) is False and health.etcd_is_leader(port) is False
+    assert health.pg_query(port, "SELECT 1") is None
+    assert health.pg_in_recovery(port) is None and health.standin_streaming(port) is False
+    assert health.redis_role(port) is None
+    assert health.sentinel_master(port, "prontuario") is None and health.sentinel_ready(port, "prontuario") is False
+    assert health.describe_sentinel(None) == "no answer"
+    assert health.haproxy_servers(tmp_path / "no.sock") == () and health.write_servers_up(tmp_path / "no.sock") == []
+
+
+def test_servers_up_reads_the_one_show_stat_parser():
+    from prontuario_cli.connect.haproxy import parse_haproxy_stat
+    from prontuario_cli.lab.health import servers_up
+
+    text = (
+        "# pxname,svname,status,check_status,bck\n"
+        "write,FRONTEND,OPEN,,0\n"
+        "write,mac-studio-1,UP,L7OK,0\n"
+        "write,mac-studio-2,DOWN,L7STS,0\n"
+        "write,cloudsql,UP 1/2,L7OK,1\n"
+        "read,mac-studio-2,UP,L7OK,0\n"
+        "write,BACKEND,UP,,0\n"
+    )
+    assert servers_up(parse_haproxy_stat(text)) == ["mac-studio-1", "cloudsql"]
+    assert servers_up(parse_haproxy_stat(text), "read") == ["mac-studio-2"]
+
+
+def test_wait_for_names_the_component_what_was_seen_last_and_the_log(tmp_path):
+    from prontuario_cli.errors import ExitCode, UnavailableError
+    from prontuario_cli.lab.health import wait_for
+
+    log = tmp_path / "etcd-witness.log"
+    with pytest.raises(UnavailableError) as caught:
+        wait_for("healthy", lambda: False, 0.3, component="etcd-witness", log=log, interval_s=0.05, last_state=lambda: "no /health")
+    error = caught.value
+    assert error.message == f"etcd-witness: healthy not reached within 0.3 s; last seen: no /health (log: {log})"
+    assert error.hint == "read it with: prontuario lab logs etcd-witness"
+    assert error.exit_code == ExitCode.UNAVAILABLE
+    answers = iter([None, 0, "ready"])
+    assert wait_for("ready", lambda: next(answers), 5, component="x", interval_s=0.01) == "ready"
+
+
+def test_wait_for_ends_at_once_when_a_probe_gives_up():
+    from prontuario_cli.errors import OperationFailed
+    from prontuario_cli.lab.health import StopWaiting, wait_for
+
+    calls = []
+
+    def died():
+        calls.append(1)
+        raise StopWaiting(OperationFailed("etcd-witness exited during start-up"))
+
+    with pytest.raises(OperationFailed, match="exited during start-up"):
+        wait_for("healthy", died, 30, component="etcd-witness")
+    assert calls == [1], "a probe that gives up is not polled again"
+
+
+def test_redis_reply_shapes_the_probes_read():
+    from prontuario_cli.connect.redis import ReplyError, info_fields, reply_pairs
+
+    info = "# Replication\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmaster_link_status:up\r\n\r\n"
+    assert info_fields(info) == {"role": "slave", "master_host": "127.0.0.1", "master_link_status": "up"}
+    assert info_fields(b"role:master\n") == {"role": "master"}
+    assert info_fields(ReplyError("LOADING", "LOADING")) == {} and info_fields(None) == {}
+    assert reply_pairs(["name", "prontuario", "ip", "127.0.0.1", "port", 25004]) == {"name": "prontuario", "ip": "127.0.0.1", "port": "25004"}
+    assert reply_pairs(ReplyError("ERR No such master with that name", "ERR")) == {} and reply_pairs(None) == {}
