@@ -113,22 +113,11 @@ def test_a_command_that_hangs_is_bounded(sshd):
     assert time.monotonic() - started < 10
 
 
-def test_drill_actions_run_the_playbook_over_ssh(sshd, tmp_path):
-    """The same NodeActions a drill uses, against a 'real' node: the playbook's command runs there."""
-    import yaml
-
-    from prontuario_cli.cluster.nodes import ACTIONS, SERVICES
-    from prontuario_cli.cluster.nodes import SSHNodes as SSHActions
+def ssh_inventory(sshd):
+    """An inventory with one node reached through the test sshd."""
     from prontuario_cli.inventory import parse_inventory
 
-    marker = tmp_path / "acted"
-    playbook = {
-        os_name: {service: {action: f"echo {os_name}-{service}-{action} >> {marker}; echo done-{action}" for action in ACTIONS} for service in SERVICES}
-        for os_name in ("macos", "debian")
-    }
-    playbook_path = tmp_path / "node-actions.yaml"
-    playbook_path.write_text(yaml.safe_dump(playbook))
-    inventory = parse_inventory(
+    return parse_inventory(
         f"""
 nodes:
   - name: mac-studio-1
@@ -139,6 +128,23 @@ nodes:
 """,
         "ssh-test.yaml",
     )
+
+
+def test_drill_actions_run_the_playbook_over_ssh(sshd, tmp_path):
+    """The same NodeActions a drill uses, against a 'real' node: the playbook's command runs there."""
+    import yaml
+
+    from prontuario_cli.cluster.nodes import ACTIONS, SERVICES
+    from prontuario_cli.cluster.nodes import SSHNodes as SSHActions
+
+    marker = tmp_path / "acted"
+    playbook = {
+        os_name: {service: {action: f"echo {os_name}-{service}-{action} >> {marker}; echo done-{action}" for action in ACTIONS} for service in SERVICES}
+        for os_name in ("macos", "debian")
+    }
+    playbook_path = tmp_path / "node-actions.yaml"
+    playbook_path.write_text(yaml.safe_dump(playbook))
+    inventory = ssh_inventory(sshd)
     actions = SSHActions(inventory, playbook_path)
     assert actions.act("mac-studio-1", "postgres", "kill") == "done-kill"
     assert actions.act("mac-studio-1", "redis", "start") == "done-start"
@@ -167,19 +173,8 @@ def test_an_incomplete_playbook_names_what_is_missing(tmp_path):
 def test_node_access_runs_a_command_over_ssh_with_streamed_output(sshd):
     """The seam model sync and remote verify will drive: lines arrive as the command prints them."""
     from prontuario_cli.cluster.nodes import SSHNodes
-    from prontuario_cli.inventory import parse_inventory
 
-    inventory = parse_inventory(
-        f"""
-nodes:
-  - name: mac-studio-1
-    role: primary
-    address: 127.0.0.1
-    os: debian
-    ssh: {{port: {sshd['port']}, user: root, key: {sshd['key']}, known_hosts: {sshd['known_hosts']}}}
-""",
-        "ssh-test.yaml",
-    )
+    inventory = ssh_inventory(sshd)
     seen: list[tuple[str, str, float]] = []
     started = time.monotonic()
     result = SSHNodes(inventory).run(

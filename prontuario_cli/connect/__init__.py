@@ -25,24 +25,30 @@ class Refused(UnavailableError):
     """Nothing listens there (connection refused or reset): the service is down."""
 
 
-def as_int(value: Any) -> int | None:
-    """A number from a service's answer as int; None when absent or not a number."""
+class InFlight(UnavailableError):
+    """The connection broke while a write was in flight: it may or may not have been applied.
+
+    A drill counts such a write as *unknown*, never as failed (it may have committed).
+    """
+
+
+def _number(value: Any, kind: type) -> Any:
     if value is None or isinstance(value, bool):
         return None
     try:
-        return int(value)
+        return kind(value)
     except (TypeError, ValueError):
         return None
+
+
+def as_int(value: Any) -> int | None:
+    """A number from a service's answer as int; None when absent or not a number."""
+    return _number(value, int)
 
 
 def as_float(value: Any) -> float | None:
     """A number from a service's answer as float; None when absent or not a number."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
+    return _number(value, float)
 
 
 def warm_up(*libraries: str) -> None:

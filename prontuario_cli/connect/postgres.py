@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from prontuario_cli.connect import Refused, TimedOut
+from prontuario_cli.connect import InFlight, Refused, TimedOut
 from prontuario_cli.errors import OperationFailed, PermissionProblem, UnavailableError
 
 
@@ -103,29 +103,12 @@ class session:
 
     def __enter__(self) -> "session":
         import psycopg
-        from psycopg.rows import dict_row
 
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise TimedOut(f"{self.target.where}: no time left to connect")
-        millis = max(1, int(left * 1000))
-        kwargs: dict[str, Any] = dict(
-            host=self.target.host,
-            port=self.target.port,
-            user=self.target.user,
-            dbname=self.target.dbname,
-            application_name=self.target.application_name,
-            connect_timeout=max(2, math.ceil(left)),  # libpq's floor; the deadline still applies
-            options=f"-c statement_timeout={millis} -c lock_timeout={millis}"
-            + (" -c default_transaction_read_only=on" if self.read_only else ""),
-            tcp_user_timeout=millis,
-            autocommit=True,
-            row_factory=dict_row,
-        )
-        if self.target.password is not None:
-            kwargs["password"] = self.target.password
         try:
-            self.conn = psycopg.connect(**kwargs)
+            self.conn = psycopg.connect(**connect_options(self.target, left, read_only=self.read_only))
         except psycopg.Error as exc:
             raise convert_error(exc, self.target, timed_out=time.monotonic() >= self.deadline) from None
         self.watchdog = Watchdog(self.conn.pgconn.socket, self.deadline)
@@ -152,6 +135,82 @@ class session:
                 self.conn.close()
             except Exception:  # noqa: BLE001 - closing a broken connection is best effort
                 pass
+
+
+def connect_options(target: PgTarget, timeout_s: float, *, read_only: bool, dict_rows: bool = True) -> dict[str, Any]:
+    """psycopg.connect() options: autocommit, every statement, lock wait and TCP send bounded by ``timeout_s``."""
+    from psycopg.rows import dict_row, tuple_row
+
+    millis = max(1, int(timeout_s * 1000))
+    options: dict[str, Any] = dict(
+        host=target.host,
+        port=target.port,
+        user=target.user,
+        dbname=target.dbname,
+        application_name=target.application_name,
+        connect_timeout=max(2, math.ceil(timeout_s)),  # libpq's floor; the caller's deadline still applies
+        options=f"-c statement_timeout={millis} -c lock_timeout={millis}" + (" -c default_transaction_read_only=on" if read_only else ""),
+        tcp_user_timeout=millis,
+        autocommit=True,
+        row_factory=dict_row if dict_rows else tuple_row,
+    )
+    if target.password is not None:
+        options["password"] = target.password
+    return options
+
+
+# SQLSTATE classes after which a statement certainly did not commit (data, integrity,
+# transaction state, authorization, catalog, syntax, resources, limits).
+NOT_COMMITTED_CLASSES = ("22", "23", "25", "28", "3D", "40", "42", "53", "54")
+
+
+class Connection:
+    """A long-lived autocommit connection for probes that write or read many times a second.
+
+    Each statement is bounded by ``timeout_s`` (statement_timeout, TCP user timeout, and
+    a watchdog that cuts the socket: a frozen server cannot hold it). A broken
+    connection is dropped and made again on the next statement. Failures are converted
+    with the one distinction a write probe needs: :class:`~prontuario_cli.connect.InFlight`
+    when the statement may have committed (the connection broke mid-statement), any
+    other ProntuarioError when it certainly did not.
+    """
+
+    def __init__(self, target: PgTarget, timeout_s: float):
+        self.target = target
+        self.timeout_s = timeout_s
+        self.conn = None
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        import psycopg
+
+        if self.conn is None or self.conn.closed:
+            started = time.monotonic()
+            try:
+                self.conn = psycopg.connect(**connect_options(self.target, self.timeout_s, read_only=False, dict_rows=False))
+            except psycopg.Error as exc:
+                self.conn = None
+                raise convert_error(exc, self.target, timed_out=time.monotonic() - started >= self.timeout_s) from None
+        watchdog = Watchdog(self.conn.pgconn.socket, time.monotonic() + self.timeout_s)
+        try:
+            cur = self.conn.execute(sql, params or None)
+            return list(cur.fetchall()) if cur.description else []
+        except psycopg.Error as exc:
+            self.close()
+            state = getattr(exc, "sqlstate", None) or ""
+            if state[:2] in NOT_COMMITTED_CLASSES:
+                raise convert_error(exc, self.target, timed_out=False) from None
+            text = f"no answer within {self.timeout_s:g} s" if watchdog.fired else " ".join(str(exc).split()) or type(exc).__name__
+            raise InFlight(f"{self.target.where}: {text}") from None
+        finally:
+            watchdog.disarm()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection is best effort
+                pass
+        self.conn = None
 
 
 def convert_error(exc, target: PgTarget, *, timed_out: bool) -> UnavailableError | OperationFailed:

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from prontuario_cli.connect import Refused, TimedOut
+from prontuario_cli.connect import InFlight, Refused, TimedOut
 from prontuario_cli.errors import OperationFailed, PermissionProblem, UnavailableError
 
 
@@ -35,6 +35,53 @@ class ReplyError(OperationFailed):
         self.reply = reply
 
 
+def _open(target: RedisTarget, timeout_s: float, *, decode: bool = True):
+    """An unconnected redis-py Connection: one try (no retries, no backoff), bounded sockets."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    options = dict(
+        host=target.host,
+        port=target.port,
+        password=target.password,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 0),
+        decode_responses=decode,
+        client_name="prontuario",
+    )
+    try:  # no CLIENT SETINFO round trip (redis-py >= 7 spells it driver_info)
+        return redis.Connection(driver_info=None, **options)
+    except TypeError:
+        return redis.Connection(lib_name=None, lib_version=None, **options)
+
+
+def _convert(exc, target: RedisTarget):
+    """A redis-py exception as the ProntuarioError that says what failed."""
+    import redis
+
+    if isinstance(exc, redis.exceptions.AuthenticationError):
+        return PermissionProblem(f"{target.where}: authentication failed: {exc}")
+    if isinstance(exc, redis.exceptions.TimeoutError):
+        return TimedOut(f"{target.where}: no answer within the health-check timeout")
+    if isinstance(exc, redis.exceptions.ConnectionError):
+        text = str(exc)
+        if "refused" in text.lower():
+            return Refused(f"{target.where}: connection refused", hint="is the service running there?")
+        if "timeout" in text.lower() or "timed out" in text.lower():
+            return TimedOut(f"{target.where}: no answer within the health-check timeout")
+        return UnavailableError(f"{target.where}: {text}")
+    return OperationFailed(f"{target.where}: {type(exc).__name__}: {exc}")
+
+
+def _disconnect(conn) -> None:
+    try:
+        conn.disconnect()
+    except Exception:  # noqa: BLE001 - closing is best effort
+        pass
+
+
 def commands(target: RedisTarget, calls: Sequence[Sequence[str]], deadline: float) -> list[Any]:
     """Send each command in ``calls`` on one connection; return the raw decoded replies.
 
@@ -42,26 +89,11 @@ def commands(target: RedisTarget, calls: Sequence[Sequence[str]], deadline: floa
     one refused command does not hide the others' answers.
     """
     import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
 
     left = deadline - time.monotonic()
     if left <= 0:
         raise TimedOut(f"{target.where}: no time left to connect")
-    options = dict(
-        host=target.host,
-        port=target.port,
-        password=target.password,
-        socket_timeout=left,
-        socket_connect_timeout=left,
-        retry=Retry(NoBackoff(), 0),
-        decode_responses=True,
-        client_name="prontuario",
-    )
-    try:  # no CLIENT SETINFO round trip (redis-py >= 7 spells it driver_info)
-        conn = redis.Connection(driver_info=None, **options)
-    except TypeError:
-        conn = redis.Connection(lib_name=None, lib_version=None, **options)
+    conn = _open(target, left)
     replies: list[Any] = []
     try:
         conn.connect()
@@ -74,25 +106,70 @@ def commands(target: RedisTarget, calls: Sequence[Sequence[str]], deadline: floa
             except redis.exceptions.ResponseError as exc:
                 text = str(exc)
                 replies.append(ReplyError(f"{target.where}: {' '.join(call)}: {text}", text))
-    except redis.exceptions.AuthenticationError as exc:
-        raise PermissionProblem(f"{target.where}: authentication failed: {exc}") from None
-    except redis.exceptions.TimeoutError:
-        raise TimedOut(f"{target.where}: no answer within the health-check timeout") from None
-    except redis.exceptions.ConnectionError as exc:
-        text = str(exc)
-        if "refused" in text.lower():
-            raise Refused(f"{target.where}: connection refused", hint="is the service running there?") from None
-        if "timeout" in text.lower() or "timed out" in text.lower():
-            raise TimedOut(f"{target.where}: no answer within the health-check timeout") from None
-        raise UnavailableError(f"{target.where}: {text}") from None
     except redis.exceptions.RedisError as exc:
-        raise OperationFailed(f"{target.where}: {type(exc).__name__}: {exc}") from None
+        raise _convert(exc, target) from None
     finally:
-        try:
-            conn.disconnect()
-        except Exception:  # noqa: BLE001 - closing is best effort
-            pass
+        _disconnect(conn)
     return replies
+
+
+class Connection:
+    """A long-lived connection for probes that write many times a second.
+
+    ``call(*command)`` returns the reply; an error reply (READONLY, ...) raises
+    :class:`ReplyError` (not applied); a failure to connect raises Refused / TimedOut /
+    UnavailableError (nothing was sent); a connection that breaks after the command was
+    sent raises :class:`~prontuario_cli.connect.InFlight` (it may have been applied).
+    The connection is dropped after any failure and made again on the next call.
+    """
+
+    def __init__(self, target: RedisTarget, timeout_s: float):
+        self.target = target
+        self.timeout_s = timeout_s
+        self.conn = None
+
+    def call(self, *command: Any) -> Any:
+        import redis
+
+        if self.conn is None:
+            conn = _open(self.target, self.timeout_s)
+            try:
+                conn.connect()
+            except redis.exceptions.RedisError as exc:
+                _disconnect(conn)
+                raise _convert(exc, self.target) from None
+            self.conn = conn
+        try:
+            self.conn.send_command(*command)
+            return self.conn.read_response()
+        except redis.exceptions.ResponseError as exc:
+            self.close()
+            raise ReplyError(f"{self.target.where}: {command[0]}: {exc}", str(exc)) from None
+        except redis.exceptions.RedisError as exc:
+            self.close()
+            raise InFlight(f"{self.target.where}: {_convert(exc, self.target).message}") from None
+
+    def close(self) -> None:
+        if self.conn is not None:
+            _disconnect(self.conn)
+        self.conn = None
+
+
+def master_address(sentinels: Sequence[tuple[str, int]], master: str, timeout_s: float) -> tuple[str, int]:
+    """Where the Sentinels say ``master`` is now: the first Sentinel that answers wins
+    (a Sentinel-aware client does the same on every reconnect)."""
+    errors = []
+    for host, port in sentinels:
+        target = RedisTarget(host, port, kind="Sentinel")
+        try:
+            (reply,) = commands(target, [("SENTINEL", "get-master-addr-by-name", master)], time.monotonic() + timeout_s)
+        except UnavailableError as exc:
+            errors.append(exc.message)
+            continue
+        if isinstance(reply, (list, tuple)) and len(reply) == 2:
+            return str(reply[0]), int(reply[1])
+        errors.append(f"{target.where}: no master named {master!r}")
+    raise UnavailableError(f"no Sentinel knows the master {master!r}: " + "; ".join(errors))
 
 
 # --------------------------------------------------------------------------- reply shapes

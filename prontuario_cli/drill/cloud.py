@@ -74,12 +74,11 @@ class CloudDrill:
         A replica can be 'in recovery' and still not follow the Macs (diverged after a
         failover, receiver down): the drill must not promote it and call the loss an RPO.
         """
-        from prontuario_cli.drill.probes import connect
+        from prontuario_cli.drill.probes import write_marker
         from prontuario_cli.gcp.data import open_session
 
         marker = f"{self.run_id}-replication-{time.time_ns()}"
-        with connect(ha.frontend_target(self.inv, application_name="prontuario-drill"), 10) as conn:
-            conn.execute(f"INSERT INTO {TABLE} (run_id, seq) VALUES (%s, 1)", (marker,))
+        write_marker(ha.frontend_target(self.inv, application_name="prontuario-drill"), marker)
         started = time.monotonic()
 
         def arrived():

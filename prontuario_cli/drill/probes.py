@@ -4,7 +4,8 @@ reads through the read frontend, and Redis writes through Sentinel's current mas
 Every write is classified as **acked** (the client saw the commit), **failed** (it
 certainly did not commit: no connection, or the server refused it) or **unknown** (the
 connection broke while the commit was in flight: it may or may not have committed).
-Loops are bounded in count and time; each attempt is bounded by a watchdog.
+Loops are bounded in count and time; each attempt is bounded by its connector
+(``connect.postgres.Connection``, ``connect.redis.Connection``).
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from typing import Any, Callable
 
 SCHEMA = "prontuario_drill"
 TABLE = f"{SCHEMA}.writes"
-# SQLSTATE classes after which a write certainly did not commit.
-_NOT_COMMITTED_CLASSES = ("22", "23", "25", "28", "3D", "40", "42", "53", "54")
 
 
 @dataclass
@@ -129,115 +128,85 @@ class _Loop:
 
 
 class PgWriter:
-    """One reusable write connection to ``target``; each insert bounded by a watchdog."""
+    """Sequenced inserts on one reusable connection (``connect.postgres.Connection``:
+    each statement bounded, a broken connection made again on the next attempt)."""
 
     def __init__(self, target, run_id: str, attempt_timeout_s: float):
-        self.target = target
-        self.run_id = run_id
-        self.timeout = attempt_timeout_s
-        self.conn = None
+        from prontuario_cli.connect.postgres import Connection
 
-    def _connect(self):
-        return connect(self.target, self.timeout)
+        self.run_id = run_id
+        self.connection = Connection(target, attempt_timeout_s)
 
     def attempt(self, seq: int) -> tuple[str, str | None]:
-        import psycopg
+        from prontuario_cli.connect import InFlight
+        from prontuario_cli.errors import ProntuarioError
 
-        from prontuario_cli.connect.postgres import Watchdog
-
-        if self.conn is None or self.conn.closed:
-            try:
-                self.conn = self._connect()
-            except psycopg.Error as exc:
-                self.conn = None
-                return "failed", _one_line(exc)
-        watchdog = Watchdog(self.conn.pgconn.socket, time.monotonic() + self.timeout)
         try:
             return "acked", self.statement(seq)
-        except psycopg.Error as exc:
-            self.close()
-            return self.classify(exc, watchdog.fired)
-        finally:
-            watchdog.disarm()
+        except InFlight as exc:
+            return self.in_flight, _one_line(exc.message)
+        except ProntuarioError as exc:
+            return "failed", _one_line(exc.message)
+
+    in_flight = "unknown"  # a write whose connection broke mid-commit may have committed
 
     def statement(self, seq: int) -> str:
         """Insert one sequenced row; return the server that acknowledged it."""
-        row = self.conn.execute(
+        (row,) = self.connection.execute(
             f"INSERT INTO {TABLE} (run_id, seq) VALUES (%s, %s) RETURNING inet_server_addr()::text || ':' || inet_server_port()",
             (self.run_id, seq),
-        ).fetchone()
+        )
         return str(row[0]).replace("/32", "")
 
-    def classify(self, exc, timed_out: bool) -> tuple[str, str]:
-        """A write whose connection broke mid-commit is unknown, not failed."""
-        state = getattr(exc, "sqlstate", None) or ""
-        if state[:2] in _NOT_COMMITTED_CLASSES:
-            return "failed", _one_line(exc)
-        return "unknown", ("no answer within the attempt timeout" if timed_out else _one_line(exc))
-
     def close(self) -> None:
-        _close_quietly(self.conn)
-        self.conn = None
+        self.connection.close()
 
 
 class PgReader(PgWriter):
     """``SELECT 1`` through the read frontend; a read either answered or it failed."""
 
+    in_flight = "failed"
+
     def statement(self, seq: int) -> str:
-        row = self.conn.execute("SELECT inet_server_addr()::text || ':' || inet_server_port()").fetchone()
+        (row,) = self.connection.execute("SELECT inet_server_addr()::text || ':' || inet_server_port()")
         return str(row[0]).replace("/32", "")
-
-    def classify(self, exc, timed_out: bool) -> tuple[str, str]:
-        return "failed", ("no answer within the attempt timeout" if timed_out else _one_line(exc))
-
-
-def connect(target, timeout_s: float):
-    """An autocommit psycopg connection whose statements and TCP sends are bounded."""
-    import psycopg
-
-    return psycopg.connect(
-        host=target.host,
-        port=target.port,
-        user=target.user,
-        dbname=target.dbname,
-        password=target.password,
-        application_name="prontuario-drill-probe",
-        connect_timeout=max(2, int(timeout_s)),  # libpq's floor is 2 s
-        tcp_user_timeout=int(timeout_s * 1000),
-        autocommit=True,
-        options=f"-c statement_timeout={int(timeout_s * 1000)}",
-    )
 
 
 def prepare_table(target, deadline_s: float = 10.0) -> None:
     """Create the drill schema and table on the primary (idempotent)."""
-    import psycopg
-
-    from prontuario_cli.errors import UnavailableError
+    from prontuario_cli.connect.postgres import session
+    from prontuario_cli.errors import ProntuarioError, UnavailableError
 
     try:
-        with connect(target, deadline_s) as conn:
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-            conn.execute(
+        with session(target, time.monotonic() + deadline_s, read_only=False) as pg:
+            pg.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+            pg.execute(
                 f"CREATE TABLE IF NOT EXISTS {TABLE} (run_id text NOT NULL, seq bigint NOT NULL, "
                 "written_at timestamptz NOT NULL DEFAULT clock_timestamp(), PRIMARY KEY (run_id, seq))"
             )
-    except psycopg.Error as exc:
-        raise UnavailableError(f"cannot prepare the drill table through {target.where}: {_one_line(exc)}") from None
+    except ProntuarioError as exc:
+        raise UnavailableError(f"cannot prepare the drill table through {target.where}: {_one_line(exc.message)}") from None
 
 
 def committed_seqs(target, run_id: str, timeout_s: float = 10.0) -> set[int]:
     """Which of this run's writes the (new) primary holds."""
-    import psycopg
-
-    from prontuario_cli.errors import UnavailableError
+    from prontuario_cli.connect.postgres import session
+    from prontuario_cli.errors import ProntuarioError, UnavailableError
 
     try:
-        with connect(target, timeout_s) as conn:
-            rows = conn.execute(f"SELECT seq FROM {TABLE} WHERE run_id = %s", (run_id,)).fetchall()
-    except psycopg.Error as exc:
-        raise UnavailableError(f"cannot read the drill table through {target.where}: {_one_line(exc)}") from None
-    return {row[0] for row in rows}
+        with session(target, time.monotonic() + timeout_s) as pg:
+            rows = pg.execute(f"SELECT seq FROM {TABLE} WHERE run_id = %s", (run_id,))
+    except ProntuarioError as exc:
+        raise UnavailableError(f"cannot read the drill table through {target.where}: {_one_line(exc.message)}") from None
+    return {row["seq"] for row in rows}
+
+
+def write_marker(target, run_id: str, timeout_s: float = 10.0) -> None:
+    """One row through ``target`` (a replication check: will it arrive elsewhere?)."""
+    from prontuario_cli.connect.postgres import session
+
+    with session(target, time.monotonic() + timeout_s, read_only=False) as pg:
+        pg.execute(f"INSERT INTO {TABLE} (run_id, seq) VALUES (%s, 1)", (run_id,))
 
 
 def pg_write_probe(target, run_id: str, *, interval_s: float = 0.02, attempt_timeout_s: float = 2.0, max_duration_s: float = 300) -> "_Probe":
@@ -280,47 +249,32 @@ class RedisWriter:
         self.run_id = run_id
         self.timeout = attempt_timeout_s
         self.password = password
-        self._client = None
+        self._connection = None
         self._address: str | None = None
 
-    def _connect(self):
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-        from redis.sentinel import Sentinel
-
-        sentinel = Sentinel(self.sentinels, socket_timeout=self.timeout, socket_connect_timeout=self.timeout)
-        host, port = sentinel.discover_master(self.master)
-        self._address = f"{host}:{port}"
-        # One try per attempt: redis-py's default retries with backoff would hide the outage.
-        self._client = redis.Redis(
-            host=host, port=port, password=self.password, socket_timeout=self.timeout,
-            socket_connect_timeout=self.timeout, retry=Retry(NoBackoff(), 0),
-        )
-
     def attempt(self, seq: int) -> tuple[str, str | None]:
-        import redis
+        from prontuario_cli.connect import InFlight
+        from prontuario_cli.connect.redis import Connection, RedisTarget, master_address
+        from prontuario_cli.errors import ProntuarioError
 
-        if self._client is None:
-            try:
-                self._connect()
-            except redis.RedisError as exc:
-                return "failed", _one_line(exc)
         try:
-            self._client.set(f"drill:{self.run_id}:{seq}", "1", ex=86400)
+            if self._connection is None:
+                host, port = master_address(self.sentinels, self.master, self.timeout)
+                self._address = f"{host}:{port}"
+                self._connection = Connection(RedisTarget(host, port, self.password), self.timeout)
+            self._connection.call("SET", f"drill:{self.run_id}:{seq}", "1", "EX", 86400)
             return "acked", self._address
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except InFlight as exc:  # the command may have reached the server
             self.close()
-            if "connecting to" in str(exc):  # never connected: nothing was sent
-                return "failed", _one_line(exc)
-            return "unknown", _one_line(exc)  # the command may have reached the server
-        except redis.RedisError as exc:  # READONLY and friends: certainly not written
+            return "unknown", _one_line(exc.message)
+        except ProntuarioError as exc:  # never connected, or READONLY and friends: certainly not written
             self.close()
-            return "failed", _one_line(exc)
+            return "failed", _one_line(exc.message)
 
     def close(self) -> None:
-        _close_quietly(self._client)
-        self._client = None
+        if self._connection is not None:
+            self._connection.close()
+        self._connection = None
 
 
 def redis_write_probe(sentinels, master: str, run_id: str, *, password: str | None = None, interval_s: float = 0.02, attempt_timeout_s: float = 1.0, max_duration_s: float = 120) -> _Probe:
@@ -328,33 +282,22 @@ def redis_write_probe(sentinels, master: str, run_id: str, *, password: str | No
 
 
 def redis_present(host: str, port: int, run_id: str, seqs: list[int], password: str | None = None, timeout_s: float = 5.0) -> set[int]:
-    import redis
+    """Which of this run's Redis writes ``host:port`` holds."""
+    from prontuario_cli.connect.redis import RedisTarget, ReplyError, commands
 
-    from prontuario_cli.errors import UnavailableError
-
-    try:
-        client = redis.Redis(host=host, port=port, password=password, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
-        present = set()
-        chunk = 500
-        for i in range(0, len(seqs), chunk):
-            part = seqs[i : i + chunk]
-            values = client.mget([f"drill:{run_id}:{s}" for s in part])
-            present.update(s for s, v in zip(part, values) if v is not None)
-        return present
-    except redis.RedisError as exc:
-        raise UnavailableError(f"Redis {host}:{port}: {_one_line(exc)}") from None
+    target = RedisTarget(host, port, password)
+    present = set()
+    chunk = 500
+    for i in range(0, len(seqs), chunk):
+        part = seqs[i : i + chunk]
+        (values,) = commands(target, [("MGET", *(f"drill:{run_id}:{s}" for s in part))], time.monotonic() + timeout_s)
+        if isinstance(values, ReplyError):
+            raise values
+        present.update(s for s, v in zip(part, values) if v is not None)
+    return present
 
 
-def _close_quietly(connection) -> None:
-    """Close a connection that may already be broken; closing is best effort."""
-    if connection is not None:
-        try:
-            connection.close()
-        except Exception:  # noqa: BLE001 - a broken connection may fail to close
-            pass
-
-
-def _one_line(exc: Any) -> str:
+def _one_line(text: str) -> str:
     from prontuario_cli.secrets import redact
 
-    return redact(" ".join(str(exc).split()) or type(exc).__name__)[:300]
+    return redact(" ".join(str(text).split()))[:300]
