@@ -15,9 +15,48 @@ def test_dry_run_prints_the_plan_and_is_audited():
     assert entry["command"] == "drill failover" and entry["outcome"] == "dry-run" and entry["args"]["mode"] == "hang"
 
 
-def test_health_dry_run():
+# Each activity the health drill runs (steady state, method, rollback) -> the words of the plan
+# step that announces it. A new activity without a plan step fails the test below.
+HEALTH_PLAN = {
+    "a Patroni leader with a streaming sync standby": "check: a Patroni leader with a streaming sync standby; Sentinel quorum",
+    "start the write and read probes": "start a write probe (every 20 ms) and a read probe through HAProxy",
+    "Patroni REST contracts on the leader": "REST contracts on the leader",
+    "Patroni REST contracts on the sync standby": "on the sync standby",
+    # example inventory: interval 5 s, timeout 2 s, fall 3, rise 2 ->
+    # DOWN budget 5 + (3 - 1) x 5 + 2 + 1 = 18 s; UP budget 5 + (2 - 1) x 5 + 2 + 1 = 13 s
+    "HAProxy marks the replica's read server DOWN when its check fails": "read check of the replica at a closed port; expect DOWN within 18 s",
+    "HAProxy marks it UP again when the check passes": "restore the check port; expect UP within 13 s",
+    "Sentinels agree on the master and have quorum": "check the Sentinels agree and have quorum",
+    "stop the probes: writes and reads flowed throughout": "stop the probes: no write may have failed",
+    "restore the replica's read check port; stop the probes": "rollback (always): restore the check port if it was changed",
+}
+
+
+def test_health_dry_run(isolated_state):
+    from prontuario_cli.drill.health import HealthDrill
+    from prontuario_cli.inventory import load_inventory
+
     result = run("-i", str(EXAMPLE), "drill", "health", "--dry-run", "--json")
-    assert result.code == 0 and any("check-port" in step or "check" in step for step in result.json()["details"]["plan"])
+    assert result.code == 0, result.err
+    plan = result.json()["details"]["plan"]
+
+    drill = HealthDrill(load_inventory(EXAMPLE), "dry-run-test", say=lambda text: None)
+    activities = [a.name for a in [*drill.steady_state(), *drill.method(), *drill.rollback()]]
+    assert activities == list(HEALTH_PLAN), "the health drill's activities changed: update its plan() and this test"
+    # every activity is announced, in the order it runs, and the rollback comes last
+    positions = []
+    for activity, words in HEALTH_PLAN.items():
+        steps = [i for i, step in enumerate(plan) if words in step]
+        assert steps, f"no plan step announces {activity!r}: {plan}"
+        positions.append(steps[0])
+    assert positions == sorted(positions), plan
+    assert len(plan) == 7 and plan[-1].startswith("rollback (always)")
+    assert "Patroni's REST contracts on the leader and on the sync standby" in plan[2]
+
+    entry = run("audit", "show", "--json").json()["entries"][-1]
+    assert entry["command"] == "drill health" and entry["outcome"] == "dry-run"
+    touched = sorted(p.name for p in isolated_state.rglob("*"))
+    assert touched == ["audit.jsonl", "audit.jsonl.head"], f"a dry run wrote {touched}"
 
 
 def test_a_drill_from_a_script_needs_yes():

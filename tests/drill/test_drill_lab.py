@@ -2,6 +2,9 @@
 
 Each drill really fails the primary over (kill -9, SIGSTOP, ...) and must come back with
 0 acknowledged writes lost and the old primary rejoined as sync standby.
+
+No test relies on another having run first: each one waits (bounded) for the steady state
+its drill needs and reads the roles it starts from, whichever Mac leads at that moment.
 """
 
 from __future__ import annotations
@@ -15,6 +18,68 @@ from prontuario_cli.errors import ExitCode
 from tests.helpers import run
 
 pytestmark = pytest.mark.lab
+
+RECOVERY_S = 120  # a rejoin as sync standby, Redis resync and HAProxy rise: well under this
+CLOUD_REPLICA = "prontuario-lab-drill"
+
+
+def inventory_of(lab):
+    from prontuario_cli.inventory import load_inventory
+
+    return load_inventory(lab.inventory_path)
+
+
+def steady_state(lab, within: float = RECOVERY_S) -> tuple[str, str]:
+    """Wait until the lab is as every drill's precondition wants it; return (leader, sync standby).
+
+    Patroni not paused, a leader and a streaming sync standby; HAProxy sends writes to the
+    leader only and reads to the standby; ``replication check`` OK (lag, Redis, Sentinels).
+    """
+    from prontuario_cli.cluster import patroni
+    from prontuario_cli.drill.watch import snapshot
+    from prontuario_cli.poll import wait_for
+    from prontuario_cli.replication import check
+    from prontuario_cli.report import Status
+
+    inventory = inventory_of(lab)
+    seen = {"last": "nothing yet"}
+
+    def steady():
+        view = patroni.cluster_view(inventory)
+        standby = patroni.sync_standby(view)
+        snap = snapshot(inventory, timeout_s=inventory.health_checks.timeout_s)
+        report = check(inventory)
+        seen["last"] = (
+            f"leader {view.leader}, sync standby {standby}, paused {view.paused}, "
+            f"HAProxy write {list(snap.write_up)} read {list(snap.read_up)}, check {report.status.name}: {report.summary}"
+        )
+        ready = not view.paused and view.leader and standby and snap.write_up == (view.leader,) and standby in snap.read_up
+        return (view.leader, standby) if ready and report.status == Status.OK else None
+
+    roles, _ = wait_for("the lab in steady state", steady, within, interval_s=1.0, last_state=lambda: seen["last"])
+    return roles
+
+
+def cloud_replica_following(lab) -> None:
+    """Clone the cloud stand-in afresh from the Macs and wait until it streams.
+
+    Any earlier failover can leave the asynchronous replica diverged (it may have received
+    WAL the sync standby never had), and an earlier cloud drill promotes it: a fresh clone
+    is the state the cloud drill's own precondition demands."""
+    import time
+
+    from prontuario_cli.gcp.data import open_session, read_lag
+    from prontuario_cli.poll import wait_for
+
+    inventory = inventory_of(lab)
+    lab.rebuild_standin()
+
+    def streaming():
+        with open_session(inventory, CLOUD_REPLICA, time.monotonic() + 5) as session:
+            lag = read_lag(session)
+            return lag.in_recovery and lag.receiver_status == "streaming"
+
+    wait_for("the rebuilt cloud replica streaming", streaming, 60, interval_s=0.5)
 
 
 def drill(lab, *args: str):
@@ -51,20 +116,25 @@ def assert_consistent_failover(journal: dict) -> dict:
 
 @pytest.mark.parametrize("attempt", [1, 2, 3])
 def test_kill_failover_loses_no_acknowledged_write(lab, attempt):
+    leader, standby = steady_state(lab)
     result, journal = drill(lab, "failover", "--mode", "kill")
     assert result.code == ExitCode.OK, result.err
     m = assert_consistent_failover(journal)
+    assert (m["old_primary"], m["new_primary"]) == (leader, standby)
     assert m["haproxy_detection_s"] is not None
 
 
 @pytest.mark.parametrize("mode", ["switchover", "stop", "hang"])
 def test_other_failover_modes(lab, mode):
+    leader, standby = steady_state(lab)
     result, journal = drill(lab, "failover", "--mode", mode)
     assert result.code == ExitCode.OK, result.err
-    assert_consistent_failover(journal)
+    m = assert_consistent_failover(journal)
+    assert (m["old_primary"], m["new_primary"]) == (leader, standby)
 
 
 def test_redis_sentinel_failover(lab):
+    steady_state(lab)
     result, journal = drill(lab, "failover", "--service", "redis", "--mode", "kill")
     assert result.code == ExitCode.OK, (journal["reason"], result.err)
     m = journal["measurements"]
@@ -74,39 +144,41 @@ def test_redis_sentinel_failover(lab):
 
 def test_restore_primary_switches_back(lab):
     from prontuario_cli.cluster import patroni as cluster
-    from prontuario_cli.inventory import load_inventory
 
-    inventory = load_inventory(lab.inventory_path)
-    before = cluster.cluster_view(inventory).leader
+    inventory = inventory_of(lab)
+    before, standby = steady_state(lab)
     result, journal = drill(lab, "failover", "--mode", "switchover", "--restore-primary")
     assert result.code == ExitCode.OK, journal["reason"]
-    assert cluster.cluster_view(inventory).leader == before
-    assert cluster.sync_standby(cluster.cluster_view(inventory)) == journal["measurements"]["new_primary"]
+    assert journal["measurements"]["new_primary"] == standby
+    view = cluster.cluster_view(inventory)
+    assert view.leader == before
+    assert cluster.sync_standby(view) == standby
 
 
 def test_health_drill_has_zero_downtime(lab):
+    leader, standby = steady_state(lab)
     result, journal = drill(lab, "health")
     assert result.code == ExitCode.OK, (journal["reason"], result.err)
     m = journal["measurements"]
+    assert (m["leader"], m["sync_standby"]) == (leader, standby)
     assert m["writes_not_acked"] == 0 and m["reads_failed"] == 0
     assert 0 < m["haproxy_down_s"] <= m["down_budget_s"] and 0 < m["haproxy_up_s"] <= m["up_budget_s"]
 
 
 def test_drill_refuses_when_preconditions_fail(lab):
     """A paused Patroni cluster: the drill aborts before touching anything (exit 12)."""
-    from prontuario_cli.cluster import patroni as cluster
-    from prontuario_cli.inventory import load_inventory
-    from prontuario_cli.poll import wait_for
-
-    inventory = load_inventory(lab.inventory_path)
-    node = inventory.macs[0]
     import httpx
 
+    from prontuario_cli.cluster import patroni as cluster
+    from prontuario_cli.poll import wait_for
+
+    inventory = inventory_of(lab)
+    leader, _ = steady_state(lab)  # so the only reason to refuse is the pause below
+    node = inventory.node(leader)
     url = f"http://{node.address}:{node.ports.patroni}/config"
     httpx.patch(url, json={"pause": True}, timeout=5).raise_for_status()
     try:
         wait_for("paused", lambda: cluster.cluster_view(inventory).paused, 15)
-        leader = cluster.cluster_view(inventory).leader
         result, journal = drill(lab, "failover", "--mode", "kill")
         assert result.code == ExitCode.ABORTED and journal["verdict"] == "aborted"
         assert "paused" in journal["reason"]
@@ -120,6 +192,7 @@ def test_drill_refuses_when_preconditions_fail(lab):
 def test_ten_kill_failovers_in_a_row(lab):
     rtos = []
     for _ in range(10):
+        steady_state(lab)
         result, journal = drill(lab, "failover", "--mode", "kill")
         assert result.code == ExitCode.OK, journal["reason"]
         rtos.append(assert_consistent_failover(journal)["rto_s"])
@@ -127,45 +200,38 @@ def test_ten_kill_failovers_in_a_row(lab):
 
 
 def test_cloud_drill_promotes_the_drill_replica_and_rolls_back(lab):
-    # The asynchronous cloud replica may have diverged during the failover drills above
-    # (it can receive WAL the sync standby never had): give it a fresh start, as the
-    # drill's own precondition would demand.
     import time
 
     from prontuario_cli.cluster import patroni as cluster
     from prontuario_cli.gcp.data import open_session, read_lag
-    from prontuario_cli.inventory import load_inventory
-    from prontuario_cli.poll import wait_for
 
-    inventory = load_inventory(lab.inventory_path)
-    lab.rebuild_standin()
-
-    def streaming():
-        with open_session(inventory, "prontuario-lab-drill", time.monotonic() + 5) as session:
-            return read_lag(session).receiver_status == "streaming"
-
-    wait_for("the rebuilt cloud replica streaming", streaming, 60)
+    inventory = inventory_of(lab)
+    steady_state(lab)
+    cloud_replica_following(lab)
     result, journal = drill(lab, "cloud")
     assert result.code == ExitCode.OK, (journal["reason"], result.err[-2000:])
     assert journal["measurements"]["replication_delay_s"] < 60
     m = journal["measurements"]
-    assert m["instance"] == "prontuario-lab-drill"
+    assert m["instance"] == CLOUD_REPLICA
     assert 0 < m["rto_s"] < 300 and m["lost_acked_writes"] == 0 and m["rpo_s"] < 60
     assert m["writes_acked_before_fault"] > 0
     assert {t["name"].split(" ")[0] for t in journal["targets"]} == {"RTO", "RPO"}
     # Rolled back: the Macs lead again and the cloud instance is a replica once more.
     view = cluster.cluster_view(inventory)
     assert view.leader and cluster.sync_standby(view)
-    with open_session(inventory, "prontuario-lab-drill", time.monotonic() + 10) as session:
+    with open_session(inventory, CLOUD_REPLICA, time.monotonic() + 10) as session:
         assert read_lag(session).in_recovery
 
 
 def test_cloud_drill_aborts_when_the_replica_does_not_follow(lab):
+    steady_state(lab)  # the Macs are fine: the only reason to abort is the stopped replica
     lab.stop("cloudsql-replica")
     try:
         result, journal = drill(lab, "cloud")
         assert result.code == ExitCode.ABORTED and journal["verdict"] == "aborted"
-        assert "prontuario-lab-drill" in journal["reason"]
+        assert CLOUD_REPLICA in journal["reason"]
+        steady = [s for s in journal["steps"] if s["phase"] == "steady-state-before"]
+        assert steady and steady[0]["status"] == "ok", steady  # the Macs passed; the replica did not
         assert not [s for s in journal["steps"] if s["phase"] == "method" and s["status"] != "skipped"]
     finally:
         lab.start("cloudsql-replica")

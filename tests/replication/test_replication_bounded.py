@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import threading
 import time
 from pathlib import Path
@@ -137,6 +138,135 @@ def test_postgres_watchdog_disarmed_touches_nothing():
     finally:
         a.close()
         b.close()
+
+
+class StallingPostgres:
+    """A PostgreSQL server on 127.0.0.1 that logs every client in, then never answers a query:
+    what a backend that hangs after the login looks like from the client. ``close()`` hangs up
+    on every client (so a blocked client can be released) and stops listening."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.query_received = threading.Event()
+        self.clients: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            self.clients.append(conn)
+            threading.Thread(target=self._client, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _read(conn: socket.socket, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = conn.recv(size - len(data))
+            if not chunk:
+                raise ConnectionError("client went away")
+            data += chunk
+        return data
+
+    def _client(self, conn: socket.socket) -> None:
+        try:
+            while True:  # SSLRequest / GSSENCRequest: "N" (no encryption), then the startup packet
+                length, code = struct.unpack("!ii", self._read(conn, 8))
+                self._read(conn, length - 8)
+                if code in (80877103, 80877104):
+                    conn.sendall(b"N")
+                    continue
+                break
+
+            def message(kind: bytes, body: bytes) -> bytes:
+                return kind + struct.pack("!i", len(body) + 4) + body
+
+            params = {"server_version": "15.0", "client_encoding": "UTF8", "standard_conforming_strings": "on", "DateStyle": "ISO, MDY", "integer_datetimes": "on"}
+            conn.sendall(
+                message(b"R", struct.pack("!i", 0))  # AuthenticationOk
+                + b"".join(message(b"S", f"{k}\0{v}\0".encode()) for k, v in params.items())
+                + message(b"K", struct.pack("!ii", 4242, 1))  # BackendKeyData
+                + message(b"Z", b"I")  # ReadyForQuery
+            )
+            while conn.recv(65536):  # the query arrives ... and is never answered
+                self.query_received.set()
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self.clients:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+
+
+@pytest.fixture
+def stalling_postgres():
+    server = StallingPostgres()
+    yield server
+    server.close()
+
+
+def _call_in_thread(function) -> tuple[threading.Thread, dict]:
+    """Start FUNCTION() in a daemon thread; the dict gets "value" or "error" when it returns."""
+    outcome: dict = {}
+
+    def target():
+        try:
+            outcome["value"] = function()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_postgres_query_to_a_server_hung_after_login_is_cut_at_the_deadline(stalling_postgres):
+    """The login succeeds, the query is never answered, statement_timeout cannot help (the
+    server never runs it): only the session's watchdog returns control at the deadline."""
+    from prontuario_cli.connect.postgres import PgTarget, run_queries
+
+    started = time.monotonic()
+    thread, outcome = _call_in_thread(lambda: run_queries(PgTarget("127.0.0.1", stalling_postgres.port), ["SELECT 1"], started + 0.5))
+    thread.join(0.5 + SLACK)
+    elapsed = time.monotonic() - started
+    assert not thread.is_alive(), f"run_queries still blocked {elapsed:.1f} s after a 0.5 s deadline: is the watchdog armed?"
+    assert stalling_postgres.query_received.is_set(), "the query never reached the server: the login failed"
+    assert isinstance(outcome.get("error"), TimedOut), outcome
+
+
+def test_without_the_watchdog_the_same_query_hangs(stalling_postgres, monkeypatch):
+    """The control experiment: with the watchdog made a no-op, nothing else (libpq's
+    connect_timeout, statement_timeout, tcp_user_timeout) ends the wait, so the test above
+    passes only because of the watchdog."""
+    from prontuario_cli.connect import postgres
+
+    class NoWatchdog:
+        fired = False
+
+        def __init__(self, fd: int, deadline: float):
+            pass
+
+        def disarm(self) -> None:
+            pass
+
+    monkeypatch.setattr(postgres, "Watchdog", NoWatchdog)
+    deadline = time.monotonic() + 0.5
+    thread, outcome = _call_in_thread(lambda: postgres.run_queries(postgres.PgTarget("127.0.0.1", stalling_postgres.port), ["SELECT 1"], deadline))
+    thread.join(deadline + 1.0 - time.monotonic())
+    assert stalling_postgres.query_received.is_set(), "the query never reached the server: the login failed"
+    assert thread.is_alive(), f"returned without the watchdog: {outcome}"
+    stalling_postgres.close()  # hang up: the blocked query fails at once
+    thread.join(5)
+    assert not thread.is_alive() and "error" in outcome
 
 
 def test_redis_hung_server_times_out(silent_port):

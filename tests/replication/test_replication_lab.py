@@ -1,6 +1,7 @@
 """``replication check`` against the real lab: green when healthy, and the right verdict,
 within the health-check timeout + 0.5 s, when a replica is stopped, a PostgreSQL hangs
-(SIGSTOP) or the Redis replica is killed. Each test leaves the lab healthy again.
+(SIGSTOP) or the Redis replica is killed. Each test first waits (bounded) for a healthy lab,
+reads the roles from it (whichever Mac leads), and leaves the lab healthy again.
 """
 
 from __future__ import annotations
@@ -31,26 +32,17 @@ def bound(lab) -> float:
 
 def wait_healthy(lab, within: float = RECOVERY_S) -> dict:
     """Poll until the check is OK; fail with the last problems if it never is."""
-    deadline = time.monotonic() + within
-    last = None
-    while time.monotonic() < deadline:
+    from prontuario_cli.poll import wait_for
+
+    seen = {"last": "no check yet"}
+
+    def healthy():
         result, _ = check(lab)
-        last = result
-        if result.code == 0:
-            return result.json()
-        time.sleep(1)
-    problems = last.json().get("problems") if last and last.out.strip() else last.err if last else None
-    pytest.fail(f"the lab did not become healthy within {within} s: {problems}")
+        seen["last"] = (result.json().get("problems") if result.out.strip() else result.err) or f"exit {result.code}"
+        return result.json() if result.code == 0 else None
 
-
-def wait_for(condition, within: float, what: str):
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        result, elapsed = condition()
-        if result is not None:
-            return result, elapsed
-        time.sleep(0.5)
-    pytest.fail(f"{what} not seen within {within} s")
+    data, _ = wait_for("a healthy lab", healthy, within, interval_s=1.0, last_state=lambda: str(seen["last"]))
+    return data
 
 
 def member(data: dict, node: str) -> dict:
@@ -72,8 +64,9 @@ def test_a_healthy_lab_is_green(lab):
 
 
 def test_nagios_and_prometheus_on_a_healthy_lab(lab, tmp_path):
-    import shutil
     import subprocess
+
+    from tests.monitor.promtool_harness import promtool_path  # promtool is required: missing, the test fails
 
     wait_healthy(lab)
     target = tmp_path / "prontuario.prom"
@@ -82,10 +75,8 @@ def test_nagios_and_prometheus_on_a_healthy_lab(lab, tmp_path):
     assert "pg_lag_bytes_" in result.out
     text = target.read_text()
     assert "postgresql_replication_lag_seconds{" in text and 'up{job="witness",instance="witness"} 1' in text
-    promtool = shutil.which("promtool")
-    if promtool:
-        checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
-        assert checked.returncode == 0, checked.stdout + checked.stderr
+    checked = subprocess.run([promtool_path(), "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def _replica(lab) -> str:
@@ -158,26 +149,48 @@ def test_timeline_is_recorded_and_a_later_change_reported_once(lab, isolated_sta
 
 
 def test_a_query_on_a_hung_backend_is_cut_at_the_deadline(lab):
-    """The server-side statement_timeout cannot fire in a stopped process: the watchdog must."""
+    """The server-side statement_timeout cannot fire in a stopped process: the watchdog must.
+
+    The query runs in a thread, so that without the watchdog this test fails (the thread is
+    still blocked at deadline + 0.5 s) instead of hanging; the backend is resumed either way.
+    """
     import os
+    import threading
 
     from prontuario_cli.connect import TimedOut
     from prontuario_cli.connect.postgres import PgTarget, session
 
+    leader = wait_healthy(lab)["leader"]
     inventory = load_inventory(lab.inventory_path)
-    node = inventory.primary
+    node = inventory.node(leader)
     target = PgTarget(node.address, node.ports.postgresql, dbname=inventory.cluster.database)
-    started = time.monotonic()
-    deadline = started + 1.0
-    with pytest.raises(TimedOut):
-        with session(target, deadline) as pg:
-            backend = pg.execute("SELECT pg_backend_pid() AS pid")[0]["pid"]
-            os.kill(backend, signal.SIGSTOP)
-            try:
+    stopped: list[int] = []
+    outcome: dict = {}
+
+    def query(deadline: float) -> None:
+        try:
+            with session(target, deadline) as pg:
+                backend = pg.execute("SELECT pg_backend_pid() AS pid")[0]["pid"]
+                stopped.append(backend)  # first: whatever happens next, it is resumed
+                os.kill(backend, signal.SIGSTOP)
                 pg.execute("SELECT 1")
-            finally:
-                os.kill(backend, signal.SIGCONT)
-    assert time.monotonic() - started < 1.0 + 0.5
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome["error"] = exc
+
+    started = time.monotonic()
+    thread = threading.Thread(target=query, args=(started + 1.0,), daemon=True)
+    thread.start()
+    try:
+        thread.join(1.0 + 0.5)
+        elapsed = time.monotonic() - started
+        blocked = thread.is_alive()
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        thread.join(10)
+    assert stopped, f"the backend was never stopped: {outcome}"
+    assert not blocked, f"the query was still blocked {elapsed:.1f} s after a 1 s deadline: is the watchdog armed?"
+    assert isinstance(outcome.get("error"), TimedOut), outcome
 
 
 def test_haproxy_through_the_stats_page_when_no_socket_is_known(lab, tmp_path):
