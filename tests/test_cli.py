@@ -107,6 +107,37 @@ def test_global_and_command_format_options_agree():
     assert nagios.code == ExitCode.USAGE and "only for check commands" in nagios.err
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("drill", "failover", "--mode", "kill", "--yes", "--format", "nagios"),
+        ("--format", "nagios", "gcp", "promote", "--reason", "both Macs lost", "--yes"),
+        ("lab", "up", "--yes", "--format", "nagios"),
+        ("gcp", "failback", "--yes", "-f", "nagios"),
+    ],
+)
+def test_a_wrong_format_is_refused_before_anything_runs(argv, isolated_state, tmp_path):
+    """--format nagios on a command that changes state: exit 64 at once, no audit entry, nothing run.
+
+    The nodes are on loopback addresses where nothing listens: were the command to run,
+    it would only meet refused connections.
+    """
+    loopback = tmp_path / "cluster.yaml"
+    text = EXAMPLE.read_text()
+    for i, address in enumerate(("10.40.0.11", "10.40.0.12", "10.40.0.20"), 1):
+        text = text.replace(address, f"127.0.0.{i + 100}")
+    loopback.write_text(text)
+    result = run("-i", str(loopback), *argv)
+    assert result.code == ExitCode.USAGE, result.err
+    assert "--format nagios is only for check commands" in result.err
+    assert not (isolated_state / "audit.jsonl").exists()
+
+
+def test_check_commands_still_speak_nagios():
+    result = run("-i", str(EXAMPLE), "inventory", "check", "--format", "nagios")
+    assert result.out.startswith("PRONTUARIO ") and result.code in (ExitCode.OK, ExitCode.WARNING)
+
+
 def test_no_color_is_honoured(monkeypatch):
     colored = run("-i", str(EXAMPLE), "inventory", "check", tty=True)
     assert "\x1b[32m" in colored.out  # green verdict on a terminal

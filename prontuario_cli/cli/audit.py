@@ -44,7 +44,7 @@ def show(
 
 
 @app.command("verify")
-@output_options
+@output_options(nagios=True)
 def verify() -> None:
     """Check the hash chain; name any entry edited, deleted, inserted or reordered.
 

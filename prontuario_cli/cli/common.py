@@ -103,8 +103,15 @@ def _current_context():
     return get_current_context()
 
 
-def output_options(func):
-    """Add ``--format/-f`` and ``--json`` to a command (they override the global ones)."""
+def output_options(func=None, *, nagios: bool = False):
+    """Add ``--format/-f`` and ``--json`` to a command (they override the global ones).
+
+    ``@output_options(nagios=True)`` marks a check command: only those accept
+    ``--format nagios``. The format is validated before the command runs, so a drill or a
+    promotion never starts only to fail at rendering time.
+    """
+    if func is None:
+        return functools.partial(output_options, nagios=nagios)
     signature = inspect.signature(func)
     extra = [
         inspect.Parameter(
@@ -115,9 +122,8 @@ def output_options(func):
         ),
         inspect.Parameter("_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=bool),
     ]
-    extra[0] = extra[0].replace(
-        default=typer.Option(None, "--format", "-f", help="Output: table (default on a terminal), json, nagios.")
-    )
+    formats = "table (default on a terminal), json" + (", nagios" if nagios else "")
+    extra[0] = extra[0].replace(default=typer.Option(None, "--format", "-f", help=f"Output: {formats}."))
     extra[1] = extra[1].replace(default=typer.Option(False, "--json", help="Same as --format json."))
     params = list(signature.parameters.values()) + extra
 
@@ -130,6 +136,8 @@ def output_options(func):
             env.format = "json"
         elif _format is not None:
             env.format = _format.value
+        if env.format == Format.nagios.value and not nagios:
+            raise UsageError("--format nagios is only for check commands", hint="use table or json")
         return func(*args, **kwargs)
 
     wrapper.__signature__ = signature.replace(parameters=params)

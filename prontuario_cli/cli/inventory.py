@@ -18,7 +18,7 @@ app = typer.Typer(
 
 
 @app.command("check")
-@output_options
+@output_options(nagios=True)
 def check(
     secrets: bool = typer.Option(False, "--secrets", help="Also read every secret here (env var set? file mode 0600?)."),
 ) -> None:

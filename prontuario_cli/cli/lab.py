@@ -136,7 +136,7 @@ def down(
 
 
 @app.command("status")
-@output_options
+@output_options(nagios=True)
 def status(directory: Optional[Path] = typer.Option(None, "--dir", "-d", help=DIR_HELP)) -> None:
     """Per component: pid, alive, port, role and health. Exit 0 all healthy, 2 (CRITICAL) otherwise.
 

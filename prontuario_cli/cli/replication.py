@@ -37,7 +37,7 @@ def _run(record: bool, prometheus: Optional[Path]):
 
 
 @app.command("status")
-@output_options
+@output_options(nagios=True)
 def status(
     prometheus: Optional[Path] = typer.Option(None, "--prometheus", metavar="FILE", help=PROMETHEUS_HELP),
 ) -> None:
@@ -55,7 +55,7 @@ def status(
 
 
 @app.command("check")
-@output_options
+@output_options(nagios=True)
 def check(
     prometheus: Optional[Path] = typer.Option(None, "--prometheus", metavar="FILE", help=PROMETHEUS_HELP),
 ) -> None:
