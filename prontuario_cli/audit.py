@@ -249,7 +249,7 @@ def action(log: AuditLog, command: str, args: dict[str, Any], *, dry_run: bool =
         outcome, error = "interrupted", "interrupted by the operator"
         raise
     except ProntuarioError as exc:
-        outcome = "aborted" if exc.exit_code == ExitCode.ABORTED else "failed"
+        outcome = {ExitCode.ABORTED: "aborted", ExitCode.REFUSED: "refused"}.get(exc.exit_code, "failed")
         error = exc.one_line()
         raise
     except BaseException as exc:

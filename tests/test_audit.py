@@ -173,7 +173,7 @@ def test_state_changing_command_writes_an_entry(tmp_path):
     again = run("inventory", "init", str(target), "--yes")
     assert again.code == ExitCode.REFUSED and "already exists" in again.err
     entries = run("audit", "show", "--json").json()["entries"]
-    assert entries[-1]["outcome"] == "failed"
+    assert entries[-1]["outcome"] == "refused"  # a safety rule said no: not a failure
     dry = run("inventory", "init", str(tmp_path / "other.yaml"), "--dry-run", "--json")
     assert dry.code == 0 and dry.json()["action"] == "would write" and not (tmp_path / "other.yaml").exists()
     assert run("audit", "show", "--json").json()["entries"][-1]["outcome"] == "dry-run"

@@ -65,7 +65,11 @@ def promote(
     args = {"instance": promotion.instance, "reason": reason, "force": force, "resume": resume, "drill": promotion.drill}
     with audited("gcp promote", args, dry_run=dry_run) as details:
         plan = promotion.preview(resume=resume)
-        env.say(f"plan: {'resume ' if resume else ''}promote {plan.instance}" + (" (drill)" if plan.drill else ""))
+        if plan.refusal and not dry_run:  # a refusal is said before any plan
+            raise RefusedError(plan.refusal, hint=plan.refusal_hint)
+        if plan.refusal:
+            env.say(f"REFUSED: {plan.refusal} — {plan.refusal_hint}")
+        env.say(f"plan: {'resume ' if resume else ''}promote {plan.instance}" + (" (drill)" if plan.drill else "") + (" (would be refused)" if plan.refusal else ""))
         for h in plan.macs:
             env.say(f"  {h.node}: {h.state} (patroni: {h.patroni}; postgres: {h.postgres})")
         env.say(f"  instance: {plan.instance_state}")
@@ -75,8 +79,6 @@ def promote(
             details.update(refusal=plan.refusal)
             emit(Message("dry run: nothing was changed" + (f"; it would be refused: {plan.refusal}" if plan.refusal else ""), {"plan": list(plan.steps), "refusal": plan.refusal, "macs": [h.__dict__ for h in plan.macs]}))
             return
-        if plan.refusal:
-            raise RefusedError(plan.refusal, hint=plan.refusal_hint)
         if not resume:
             confirm(typed=promotion.instance, yes=yes, question=f"PROMOTE {promotion.instance} to a stand-alone primary" + (" after FENCING the reachable Macs" if force and any(h.reachable for h in plan.macs) else ""))
         report = promotion.run(resume=resume)

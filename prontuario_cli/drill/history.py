@@ -435,6 +435,8 @@ def compliance_report(
             problems.append(f"{c.drill}: {c.expected - c.done} of {c.expected} {_unit(c.cadence)}s without a run: {gap_ranges(c.gaps, c.cadence)}")
     if unreadable:
         problems.append(f"{len(unreadable)} journal file(s) could not be read")
+    if not journals:  # no evidence is never compliance, however short the period
+        problems.append(f"no drill ran between {_iso(since)} and {_iso(until)}: nothing shows the cluster can fail over")
     return ComplianceReport(
         since=_iso(since),
         until=_iso(until),

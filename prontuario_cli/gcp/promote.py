@@ -254,6 +254,12 @@ class Promotion(CloudRunbook):
         if not up or self.force:
             return None
         names = ", ".join(f"{h.node} ({h.state})" for h in up)
+        primaries = [h.node for h in up if h.state == m.PRIMARY]
+        if primaries:
+            return (
+                f"refusing to promote {self.instance}: {', '.join(primaries)} is the primary and answers: the Macs are serving",
+                "emergency mode is only for when both Macs are lost; see what is wrong with: prontuario replication check",
+            )
         return (
             f"refusing to promote {self.instance}: a Mac is still reachable: {names}",
             "if it is really lost or must be replaced, --force fences it first (stops Patroni/PostgreSQL) so two primaries never take writes",

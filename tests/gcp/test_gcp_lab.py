@@ -9,6 +9,7 @@ and each leaves the lab in the state the next one starts from.
 
 from __future__ import annotations
 
+import os
 import json
 import re
 import shutil
@@ -161,7 +162,11 @@ def test_promote_is_refused_while_a_mac_primary_is_up(lab):
     before = writers(lab)
     result = gcp(lab, "promote", "--reason", "test: refusal", "--yes")
     assert result.code == 14, result.err
-    assert "a Mac is still reachable" in result.err and "--force" in result.err
+    # A healthy primary taking writes: said before any plan, never answered with --force.
+    assert "is the primary and answers" in result.err and "--force" not in result.err
+    assert "plan:" not in result.err and "maintenance" not in result.err
+    entries = [json.loads(line) for line in Path(os.environ["PRONTUARIO_AUDIT_LOG"]).read_text().splitlines()]
+    assert {e["outcome"] for e in entries if e["command"].startswith("gcp promote")} == {"refused"}
     assert api(lab, "GET", "/_standin/state")["in_recovery"] is True  # nothing was promoted
     assert not list(STATE.glob("gcp-promote-*.json")) and not (STATE / "gcp-fallback.json").exists()
     assert writers(lab) == before and before[0] in MACS  # HAProxy untouched
