@@ -158,7 +158,7 @@ def test_a_refused_precondition_is_audited_and_leaves_no_journal(audit_entries):
     with pytest.raises(RefusedError, match="busy"):
         toy.run()
     assert not toy.state_path.exists() and toy.calls == ["look"]
-    assert [(e["command"], e["outcome"]) for e in audit_entries()] == [("toy: look", "failed")]
+    assert [(e["command"], e["outcome"]) for e in audit_entries()] == [("toy: look", "refused")]
 
 
 def test_an_unknown_stop_after_is_a_usage_error():
