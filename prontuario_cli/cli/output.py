@@ -71,25 +71,82 @@ def cell(value: Any) -> str:
 
 
 def _render_tables(report: Any, out: TextIO, *, color: bool, width: int | None) -> None:
+    """Tables that fit the terminal: empty columns hidden, long paths shortened, and a table
+    too wide to show without breaking words drawn as one key/value block per row."""
     from rich.console import Console
     from rich.table import Table as RichTable
 
-    console = Console(file=out, no_color=not color, highlight=False, width=width, soft_wrap=False)
+    console = Console(file=out, no_color=not color, force_terminal=True if color else None, highlight=False, width=width, soft_wrap=False)
     if isinstance(report, Message):
         console.print(report.message, markup=False)
     for table in tables_of(report):
+        columns, rows = _visible(table)
+        if not columns:
+            continue
+        if _min_width(columns, rows) > console.width:
+            _print_blocks(console, table.title, columns, rows)
+            continue
         rich_table = RichTable(title=table.title or None, title_justify="left", show_edge=False, pad_edge=False)
-        for column in table.columns:
+        for column in columns:
             rich_table.add_column(column, overflow="fold")
-        for row in table.rows:
+        for row in rows:
             rich_table.add_row(*(_styled(v) for v in row))
         console.print(rich_table)
 
 
+def _visible(table: Table) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The table without its empty columns (every cell ``-`` or blank), paths shortened."""
+    keep = [i for i in range(len(table.columns)) if not table.rows or any(cell(row[i]).strip() not in ("", "-") for row in table.rows)]
+    if len(table.columns) == 2 and table.columns == ("key", "value"):
+        keep = [0, 1]
+    rows = [tuple(_short(row[i]) for i in keep) for row in table.rows]
+    return [table.columns[i] for i in keep], rows
+
+
+MAX_PATH = 36
+
+
+def _short(value: Any) -> Any:
+    """An absolute path longer than MAX_PATH as ``…/parent/name`` (JSON keeps it whole)."""
+    if isinstance(value, str) and value.startswith("/") and " " not in value and len(value) > MAX_PATH:
+        parts = value.rstrip("/").split("/")
+        return "…/" + "/".join(parts[-2:])
+    return value
+
+
+def _min_width(columns: list[str], rows: list[tuple[Any, ...]]) -> int:
+    """The narrowest the table can be drawn without breaking a word (one space between columns)."""
+    def longest_word(text: str) -> int:
+        return max((len(word) for word in text.split()), default=0)
+
+    widths = [max([longest_word(column)] + [longest_word(cell(row[i])) for row in rows]) for i, column in enumerate(columns)]
+    return sum(widths) + 3 * (len(widths) - 1)
+
+
+def _print_blocks(console, title: str, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+    """One block per row: ``column: value`` lines, the first column as the block's head."""
+    from rich.text import Text
+
+    if title:
+        console.print(Text(title, style="italic"))
+    pad = max(len(c) for c in columns)
+    for row in rows:
+        head = Text(f"{columns[0]}: ", style="bold")
+        head.append(_styled(row[0]))
+        console.print(head)
+        for column, value in zip(columns[1:], row[1:]):
+            line = Text(f"  {column.ljust(pad)}  ")
+            line.append(_styled(value))
+            console.print(line)
+
+
+# Colour by status, not by word: a server that is DOWN in a backend where it should be
+# (the standby in the write backend) is not an alarm, so state words stay plain.
 _STYLES = {
-    "ok": "green", "valid": "green", "up": "green", "passed": "green", "intact": "green", "yes": "green",
+    "ok": "green", "valid": "green", "passed": "green", "intact": "green", "met": "green", "compliant": "green",
     "warning": "yellow", "unknown": "magenta", "dry-run": "cyan",
-    "critical": "bold red", "invalid": "bold red", "down": "bold red", "failed": "bold red", "broken": "bold red",
+    "critical": "bold red", "invalid": "bold red", "failed": "bold red", "broken": "bold red", "missed": "bold red",
+    "not": "bold red", "rollback_failed": "bold red", "aborted": "yellow", "refused": "yellow", "target_missed": "bold red",
 }
 
 
@@ -97,5 +154,5 @@ def _styled(value: Any):
     from rich.text import Text
 
     text = cell(value)
-    style = _STYLES.get(text.split(" ", 1)[0].lower()) if not isinstance(value, bool) else None
+    style = _STYLES.get(text.split(" ", 1)[0].lower().rstrip(":")) if not isinstance(value, bool) else None
     return Text(text, style=style or "")
