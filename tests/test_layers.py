@@ -93,7 +93,8 @@ def test_core_contract_names_every_core_module():
 
 def test_capability_contracts_name_every_capability():
     by_id = contracts()
-    capabilities = layer_members(by_id["layers"]["layers"][2]) & top_level_modules()
+    capability_layer = next(layer for layer in by_id["layers"]["layers"] if "drill" in layer_members(layer))
+    capabilities = layer_members(capability_layer) & top_level_modules()
     assert {"drill", "gcp", "replication", "monitor"} <= capabilities
 
     def names(key: str, contract_id: str) -> set[str]:
@@ -102,6 +103,13 @@ def test_capability_contracts_name_every_capability():
     assert names("modules", "capabilities-independent") == capabilities - {"drill"}
     assert names("source_modules", "nothing-imports-drill") == capabilities - {"drill"}
     assert names("forbidden_modules", "drill-imports-named-capabilities-only") == capabilities - {"drill", "replication", "gcp"}
+
+
+def test_status_sits_between_the_cli_and_the_capabilities():
+    """status reads every capability, so it is a layer of its own above them and under cli."""
+    layers = [layer_members(layer) for layer in contracts()["layers"]["layers"]]
+    status = layers.index({"status"})
+    assert "cli" in layers[status - 1] and "drill" in layers[status + 1]
 
 
 # --------------------------------------------------------------------------- teeth
@@ -123,6 +131,17 @@ VIOLATIONS = {
     "foundation imports rich": ("errors.py", "import rich", "prontuario_cli.errors is not allowed to import rich"),
     "cli talks to PostgreSQL": ("cli/main.py", "import psycopg", "prontuario_cli.cli is not allowed to import psycopg"),
     "a module with no layer": ("unplaced.py", "", "- prontuario_cli.unplaced"),
+    "replication reaches up to status": (
+        "replication/__init__.py",
+        "import prontuario_cli.status",
+        "prontuario_cli.replication is not allowed to import prontuario_cli.status",
+    ),
+    "status imports rich": ("status/__init__.py", "import rich", "prontuario_cli.status is not allowed to import rich"),
+    "status starts a drill": (
+        "status/drills.py",
+        "import prontuario_cli.drill.failover",
+        "prontuario_cli.status is not allowed to import prontuario_cli.drill.failover",
+    ),
 }
 
 

@@ -22,6 +22,10 @@ from prontuario_cli.errors import ExitCode
 # only when their group is used, so --help and TAB completion stay fast; a test keeps each
 # summary equal to the first line of the sub-app's own help.
 CAPABILITIES: dict[str, tuple[str | None, str]] = {
+    "status": (
+        "prontuario_cli.cli.status",
+        "The whole platform on one screen: Macs, witness, databases, routing, fallback, drills, audit.",
+    ),  # not a capability: one command that reads them all (prontuario_cli/status/)
     "inventory": ("prontuario_cli.cli.inventory", "Check, show and create the inventory (cluster.yaml)."),
     "lab": (
         "prontuario_cli.cli.lab",
