@@ -9,7 +9,8 @@ from prontuario_cli.cli.common import audited, confirm, emit, get_env, output_op
 app = typer.Typer(
     help=(
         "Rehearse failover on a schedule: daily health, weekly failover, monthly cloud fallback, with measured RTO/RPO."
-        "\n\nExit codes: 0 passed, 10 target missed, 12 aborted before the fault, 20 failed, 13 rollback failed."
+        "\n\nExit codes: 0 passed, 10 target missed, 12 aborted before the fault, 20 failed (also: interrupted, then rolled back),"
+        " 13 rollback failed or abandoned (a second Ctrl-C), 130 interrupted before anything was changed."
         "\n\nExample: prontuario drill failover --mode kill --yes"
     ),
     no_args_is_help=True,
@@ -36,9 +37,9 @@ def _run(command: str, args: dict, experiment, question: str, *, dry_run: bool, 
     env.say(f"report:  {journal.report_path}")
     if journal.verdict == "rollback-failed":
         env.say("ROLLBACK FAILED — the cluster is not back to its steady state; act now (see the report)")
-    if journal.interrupted:
-        raise KeyboardInterrupt
-    emit(journal)
+        if journal.left_to_do:
+            env.say("left to do: " + "; ".join(journal.left_to_do))
+    emit(journal)  # exits with the verdict's code: 130 only when a Ctrl-C came before anything changed
 
 
 @app.command("failover")

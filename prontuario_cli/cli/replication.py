@@ -58,15 +58,31 @@ def status(
 @output_options(nagios=True)
 def check(
     prometheus: Optional[Path] = typer.Option(None, "--prometheus", metavar="FILE", help=PROMETHEUS_HELP),
+    ack_timeline: bool = typer.Option(
+        False, "--ack-timeline", help="Acknowledge the unexpected timeline change now reported (audited), then check."
+    ),
 ) -> None:
     """Check replication against the inventory's thresholds; exit with the Nagios status.
 
-    0 OK, 1 WARNING (lag over the synchronous target, an asynchronous replica, a
-    timeline change since the last check, reported once), 2 CRITICAL (lag over
-    alert_s and alert_bytes, no synchronous standby, a member down, Sentinels
-    disagreeing or without quorum, no or two HAProxy write servers), 3 UNKNOWN (a
-    component did not answer in time). Bounded like 'status'.
+    0 OK, 1 WARNING (lag over the synchronous target, an asynchronous replica, an
+    unexpected timeline change: reported to every caller for 24 h or until
+    --ack-timeline; a drill's own change is not), 2 CRITICAL (lag over alert_s and
+    alert_bytes, commits waiting for a silent sync standby, no synchronous standby, a
+    member down or frozen, Sentinels disagreeing or without quorum, no or two HAProxy
+    write servers), 3 UNKNOWN (a component did not answer in time). Bounded like 'status'.
 
     Example: prontuario -i cluster.yaml replication check -f nagios --prometheus /var/lib/node_exporter/textfile/prontuario.prom
     """
+    if ack_timeline:
+        _acknowledge_timeline()
     emit(_run(record=True, prometheus=prometheus))
+
+
+def _acknowledge_timeline() -> None:
+    from prontuario_cli import replication
+    from prontuario_cli.cli.common import audited
+
+    env = get_env()
+    with audited("replication check --ack-timeline", {}) as details:
+        details["result"] = replication.acknowledge_timeline(env.inventory())
+    env.say(details["result"])

@@ -3,7 +3,9 @@ probes) → steady state after → rollback, always attempted once anything was 
 
 An experiment is a plain object that hands the engine lists of :class:`Activity`; the
 engine times each one, records it in the journal, decides the verdict and never skips a
-rollback silently.
+rollback silently. Ctrl-C is part of the contract (see :func:`run_experiment`): before the
+fault it stops the drill, after it the drill rolls back, during the rollback it abandons
+it — and the verdict says which.
 """
 
 from __future__ import annotations
@@ -43,82 +45,159 @@ class Experiment(Protocol):
 
 
 def run_experiment(experiment: Experiment, journal: Journal, say: Callable[[str], None]) -> Journal:
-    """Run every phase, fill the journal, set its verdict. Re-raises Ctrl-C after rollback."""
-    interrupted: BaseException | None = None
+    """Run every phase, fill the journal, set its verdict; never raises for Ctrl-C.
 
-    def phase(name: str, activities: list[Activity], stop_on_failure: bool = True) -> bool:
-        nonlocal interrupted
-        ok = True
-        for activity in activities:
-            record = StepRecord(phase=name, name=activity.name)
-            journal.steps.append(record)
-            if (not ok and stop_on_failure) or (interrupted and name != "rollback"):
-                record.status = "skipped"
-                continue
-            say(f"[{name}] {activity.name} …")
-            record.started_at = utc_now()
-            started = time.monotonic()
-            try:
-                record.output = activity.run()
-                record.status = "ok"
-            except KeyboardInterrupt as exc:
-                record.status, record.output = "failed", "interrupted by the operator"
-                interrupted = exc
-                ok = False
-            except ProntuarioError as exc:
-                record.status, record.output = "failed", exc.one_line()
-                ok = False
-            except Exception as exc:  # an experiment bug must not skip the rollback
-                record.status, record.output = "failed", f"unexpected {type(exc).__name__}: {exc}"
-                ok = False
-            finally:
-                record.ended_at = utc_now()
-                record.duration_s = round(time.monotonic() - started, 3)
-            say(f"[{name}] {activity.name}: {record.status}" + (f" — {_brief(record.output)}" if record.status != "ok" else ""))
-        return ok
+    A first Ctrl-C before the fault stops the drill (nothing was changed: the journal is
+    marked interrupted and the command exits 130). After that, a Ctrl-C skips what is
+    left of the method and the drill rolls back; the verdict is the drill's own. A Ctrl-C
+    during the rollback abandons it: the verdict is rollback-failed and the journal
+    lists what is left to do (``left_to_do``).
+    """
+    run = _Run(journal, say)
+    try:
+        try:
+            return _phases(experiment, journal, run)
+        except KeyboardInterrupt:  # between two steps of the method: still roll back
+            if run.stage != "method":
+                raise
+            run.interrupted = run.interrupted or "method"
+            return _rollback_and_verdict(experiment, journal, run, method_ok=False, after_ok=False)
+    except KeyboardInterrupt:  # between two steps otherwise: the conservative verdict
+        if run.stage == "before":
+            journal.verdict, journal.rollback = "aborted", "not needed"
+            journal.reason = "interrupted by the operator before the fault (nothing was changed)"
+            run.interrupted = run.interrupted or "steady-state-before"
+        elif journal.rollback != "complete":
+            done = {s.name for s in journal.steps if s.phase == "rollback" and s.status == "ok"}
+            left = [a.name for a in run.rollback_activities if a.name not in done] or ["the whole rollback"]
+            journal.verdict, journal.rollback, journal.left_to_do = "rollback-failed", "abandoned", left
+            journal.reason = "ROLLBACK ABANDONED by the operator (Ctrl-C) — the cluster needs attention now; left to do: " + "; ".join(left)
+            run.abandoned = True
+        return _finish(journal, run)
 
-    before_ok = phase("steady-state-before", experiment.steady_state())
+
+def _phases(experiment: Experiment, journal: Journal, run: "_Run") -> Journal:
+    before_ok = run.phase("steady-state-before", experiment.steady_state())
     if not before_ok:
         journal.verdict = "aborted"
-        journal.reason = _first_failure(journal, "steady-state-before") + " (nothing was changed)"
+        journal.rollback = "not needed"
+        if run.interrupted:
+            journal.reason = "interrupted by the operator before the fault (nothing was changed)"
+        else:
+            journal.reason = _first_failure(journal, "steady-state-before") + " (nothing was changed)"
         for activity in experiment.method() + experiment.steady_state_after():
             journal.steps.append(StepRecord("method", activity.name, "skipped"))
         journal.steps.append(StepRecord("rollback", "rollback", "skipped", output="nothing was changed"))
-        return _finish(experiment, journal, interrupted)
+        return _finish(journal, run)
 
-    method_ok = phase("method", experiment.method())
-    after_ok = method_ok and phase("steady-state-after", experiment.steady_state_after())
+    run.stage = "method"
+    method_ok = run.phase("method", experiment.method())
+    after_ok = method_ok and run.phase("steady-state-after", experiment.steady_state_after())
     if not method_ok:
         for activity in experiment.steady_state_after():
             journal.steps.append(StepRecord("steady-state-after", activity.name, "skipped"))
-    rollback_ok = phase("rollback", experiment.rollback(), stop_on_failure=False)
+    return _rollback_and_verdict(experiment, journal, run, method_ok=method_ok, after_ok=after_ok)
+
+
+def _rollback_and_verdict(experiment: Experiment, journal: Journal, run: "_Run", *, method_ok: bool, after_ok: bool) -> Journal:
+    run.stage = "rollback"
+    run.rollback_activities = experiment.rollback()
+    run.say("interrupted — rolling back… (Ctrl-C again abandons it)" if run.interrupted else "rolling back… (Ctrl-C abandons it)")
+    rollback_ok = run.phase("rollback", run.rollback_activities, stop_on_failure=False)
 
     journal.measurements = experiment.measurements()
     journal.targets = experiment.targets()
-    if not rollback_ok:
-        journal.verdict = "rollback-failed"
-        journal.reason = "ROLLBACK FAILED: " + _first_failure(journal, "rollback") + " — the cluster needs attention now"
-    elif not method_ok:
-        journal.verdict = "failed"
-        journal.reason = _first_failure(journal, "method")
-    elif not after_ok:
-        journal.verdict = "failed"
-        journal.reason = "steady state not restored: " + _first_failure(journal, "steady-state-after")
-    elif not all(t.met for t in journal.targets):
-        journal.verdict = "target-missed"
-        journal.reason = "; ".join(f"{t.name} {t.value} {t.unit} (target {t.comparison} {t.target:g})" for t in journal.targets if not t.met)
+    journal.left_to_do = [s.name for s in journal.steps if s.phase == "rollback" and s.status != "ok"]
+    left = "; ".join(journal.left_to_do)
+    if run.abandoned:
+        journal.rollback, journal.verdict = "abandoned", "rollback-failed"
+        journal.reason = f"ROLLBACK ABANDONED by the operator (Ctrl-C) — the cluster needs attention now; left to do: {left}"
+        said = f"rollback abandoned — left to do: {left}"
+    elif not rollback_ok:
+        journal.rollback, journal.verdict = "failed", "rollback-failed"
+        journal.reason = f"ROLLBACK FAILED: {_first_failure(journal, 'rollback')} — the cluster needs attention now; left to do: {left}"
+        said = f"rollback failed — left to do: {left}"
     else:
-        journal.verdict = "passed"
-    return _finish(experiment, journal, interrupted)
-
-
-def _finish(experiment: Experiment, journal: Journal, interrupted: BaseException | None) -> Journal:
-    journal.ended_at = utc_now()
-    journal.interrupted = interrupted is not None
-    if interrupted is not None:
-        if journal.verdict != "rollback-failed":
+        journal.rollback, said = "complete", "rollback complete"
+        if run.interrupted:
             journal.verdict = "failed"
-        journal.reason = "interrupted by the operator; " + (journal.reason or "rollback attempted")
+            journal.reason = f"interrupted by the operator during {run.interrupted}; rolled back: the cluster is in its steady state"
+        elif not method_ok:
+            journal.verdict = "failed"
+            journal.reason = _first_failure(journal, "method")
+        elif not after_ok:
+            journal.verdict = "failed"
+            journal.reason = "steady state not restored: " + _first_failure(journal, "steady-state-after")
+        elif not all(t.met for t in journal.targets):
+            journal.verdict = "target-missed"
+            journal.reason = "; ".join(f"{t.name} {t.value} {t.unit} (target {t.comparison} {t.target:g})" for t in journal.targets if not t.met)
+        else:
+            journal.verdict = "passed"
+    run._said(said)  # the verdict is set first: a Ctrl-C now changes nothing
+    return _finish(journal, run)
+
+
+class _Run:
+    """One run of the phases: which step a Ctrl-C hit, and whether the rollback was abandoned."""
+
+    def __init__(self, journal: Journal, say: Callable[[str], None]):
+        self.journal = journal
+        self.say = say
+        self.interrupted: str | None = None  # "<phase>: <step>" of the first Ctrl-C
+        self.abandoned = False
+        self.stage = "before"  # before | method | rollback
+        self.rollback_activities: list[Activity] = []
+
+    def phase(self, name: str, activities: list[Activity], stop_on_failure: bool = True) -> bool:
+        ok = True
+        for activity in activities:
+            record = StepRecord(phase=name, name=activity.name)
+            self.journal.steps.append(record)
+            if name == "rollback" and self.abandoned:
+                record.status, record.output = "skipped", "rollback abandoned by the operator"
+                continue
+            if (not ok and stop_on_failure) or (self.interrupted and name != "rollback"):
+                record.status = "skipped"
+                continue
+            record.started_at = utc_now()
+            started = time.monotonic()
+            try:  # the whole step, sayings included: a Ctrl-C anywhere in it is this step's
+                try:
+                    self.say(f"[{name}] {activity.name} …")
+                    record.output = activity.run()
+                    record.status = "ok"
+                except ProntuarioError as exc:
+                    record.status, record.output = "failed", exc.one_line()
+                except Exception as exc:  # an experiment bug must not skip the rollback
+                    record.status, record.output = "failed", f"unexpected {type(exc).__name__}: {exc}"
+                finally:
+                    record.ended_at = utc_now()
+                    record.duration_s = round(time.monotonic() - started, 3)
+                self.say(f"[{name}] {activity.name}: {record.status}" + (f" — {_brief(record.output)}" if record.status != "ok" else ""))
+            except KeyboardInterrupt:
+                record.status = "failed"
+                if name == "rollback":
+                    record.output = "abandoned by the operator (Ctrl-C during the rollback)"
+                    self.abandoned = True
+                else:
+                    record.output = "interrupted by the operator"
+                    self.interrupted = self.interrupted or f"{name}: {activity.name}"
+                self._said(f"[{name}] {activity.name}: {record.output}")
+            if record.status != "ok":
+                ok = False
+        return ok
+
+    def _said(self, text: str) -> None:
+        """Say ``text``; a Ctrl-C while saying it is ignored (the journal already holds the truth)."""
+        try:
+            self.say(text)
+        except KeyboardInterrupt:  # one more Ctrl-C while saying it changes nothing
+            pass
+
+
+def _finish(journal: Journal, run: _Run) -> Journal:
+    journal.ended_at = utc_now()
+    journal.interrupted = run.interrupted is not None or run.abandoned
     return journal
 
 

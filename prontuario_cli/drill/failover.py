@@ -36,7 +36,7 @@ class FailoverOptions:
     mode: str = "kill"
     restore_primary: bool = False
     recovery_timeout_s: float = 120.0
-    rejoin_timeout_s: float = 180.0
+    rejoin_timeout_s: float = 60.0  # the old primary's rejoin (pg_rewind, then sync standby: 6-16 s measured)
     baseline_s: float = 2.0
     tail_s: float = 2.0
 
@@ -75,10 +75,13 @@ class PostgresFailover:
             "start a write probe (every 20 ms) through HAProxy's write frontend and a read probe through the read frontend",
             f"fault: {fault}",
             f"wait (≤ {self.opt.recovery_timeout_s:g} s) for the first write acknowledged by the new primary; count lost writes",
-            "rollback: " + ("wait for the old primary to become sync standby" if self.mode == "switchover" else "bring the old primary back; wait for it to rejoin (pg_rewind) and become sync standby"),
+            "rollback: " + ("" if self.mode == "switchover" else "bring the old primary back; ")
+            + f"wait (≤ {self.rollback_budget_s:g} s) for the steady state: one leader, whichever node it is, with a streaming "
+            "sync standby, replication check OK or WARNING, HAProxy writing to the leader only (Ctrl-C abandons the rollback)",
         ]
         if self.opt.restore_primary:
-            steps.append("restore: switch over back to the original primary")
+            steps.append("restore: switch over back to the original primary (if it does not lead already)")
+        steps.append("record the timeline change as caused by this drill, so the next replication checks do not warn for it")
         return steps
 
     # ------------------------------------------------------------------ steady state
@@ -198,21 +201,25 @@ class PostgresFailover:
 
     # ------------------------------------------------------------------ rollback
 
+    @property
+    def rollback_budget_s(self) -> float:
+        """One deadline for the rollback's steady state: the rejoin allowance plus the time
+        HAProxy's own checks take to move the write server (not one wait per condition)."""
+        return self.opt.rejoin_timeout_s + self.settle_s
+
     def rollback(self) -> list[Activity]:
-        steps: list[Activity] = []
         if not self.faulted:
-            return [Activity("nothing to roll back (no fault was injected)", lambda: "nothing was changed")]
+            return [Activity("nothing to roll back (no fault was injected); stop the probes", self._stop_everything)]
+        steps = [Activity("stop the write/read probes (if still running)", self._stop_probes)]
         if self.mode == "hang":
             steps.append(Activity(f"resume {self.old} (SIGCONT)", lambda: self._restart("resume")))
         elif self.mode in ("kill", "stop"):
             steps.append(Activity(f"start {self.old} again", lambda: self._restart("start")))
-        steps += [
-            Activity(f"{self.old} rejoins as a streaming replica", lambda: self._wait_member(self.old, "streaming", "rejoin_streaming_s")),
-            Activity(f"{self.old} becomes sync standby", lambda: self._wait_member(self.old, "sync_standby", "rejoin_sync_s")),
-        ]
+        steps.append(
+            Activity("steady state: one leader (whichever node) with a streaming sync standby; HAProxy writes to it", self._wait_steady)
+        )
         if self.opt.restore_primary:
             steps.append(Activity(f"switch over back to {self.old}", self._restore))
-        steps.append(Activity("HAProxy: exactly one write server, the leader", self._wait_one_writer))
         steps.append(Activity("stop the watcher", self._stop_watch))
         return steps
 
@@ -220,48 +227,65 @@ class PostgresFailover:
         self.t_restart = time.monotonic() - self.writes.log.started_mono if self.writes else None
         return node_access(self.inv).act(self.old, "postgres", action)
 
-    def _wait_member(self, name: str, want: str, key: str) -> str:
-        def ready():
-            view = patroni.cluster_view(self.inv)
-            member = view.member(name)
-            if member is None:
-                return None
-            if want == "streaming":
-                return member.state == "streaming"
-            return member.role == "sync_standby" and member.state == "streaming"
+    def _since_restart(self) -> float | None:
+        if self.writes is None:
+            return None
+        base = self.t_restart if self.t_restart is not None else self.t_fault
+        return round(time.monotonic() - self.writes.log.started_mono - base, 3) if base is not None else None
 
-        _, waited = wait_for(f"{name} {want}", ready, self.opt.rejoin_timeout_s)
-        if self.writes is not None:
-            base = self.t_restart if self.t_restart is not None else self.t_fault
-            self.m[key] = round(time.monotonic() - self.writes.log.started_mono - base, 3)
-        return f"{name} {want} after {self.m.get(key, waited):.1f} s"
+    def _wait_steady(self, leader: str | None = None) -> str:
+        """Poll the replication check until the cluster is in its steady state (bounded)."""
+        from prontuario_cli.replication import check
+
+        seen = {"last": "no look yet"}
+
+        def steady():
+            report = check(self.inv)
+            row = next((r for r in report.replicas if r.node == self.old and r.state == "streaming"), None)
+            if row is not None:  # the old primary rejoined as a replica: time it
+                self.m.setdefault("rejoin_streaming_s", self._since_restart())
+                if row.sync_state in ("sync", "quorum"):
+                    self.m.setdefault("rejoin_sync_s", self._since_restart())
+            roles, seen["last"] = steady_state_of(report)
+            if roles is not None and leader is not None and roles[0] != leader:
+                seen["last"] = f"{roles[0]} leads, waiting for {leader}; " + seen["last"]
+                return None
+            return roles
+
+        (now_leader, standby), waited = wait_for(
+            "the steady state (a leader with a streaming sync standby, HAProxy writing to it)",
+            steady,
+            self.rollback_budget_s,
+            interval_s=0.5,
+            last_state=lambda: seen["last"],
+        )
+        self.m.update(rollback_leader=now_leader, rollback_sync_standby=standby)
+        return f"leader {now_leader}, sync standby {standby} ({waited:.1f} s)"
 
     def _restore(self) -> str:
-        out = patroni.switchover(self.inv, self.new, self.old)
-        wait_for(f"{self.old} leads again", lambda: patroni.cluster_view(self.inv).leader == self.old, 60)
-        wait_for(f"{self.new} is sync standby again", lambda: patroni.sync_standby(patroni.cluster_view(self.inv)) == self.new, self.opt.rejoin_timeout_s)
-        return out
+        leader = self.m.get("rollback_leader") or patroni.cluster_view(self.inv).leader
+        if leader == self.old:
+            return f"{self.old} leads already"
+        out = patroni.switchover(self.inv, leader, self.old)
+        return f"{out}; " + self._wait_steady(leader=self.old)
 
-    def _wait_one_writer(self) -> str:
-        from prontuario_cli.drill.watch import snapshot
-
-        def one_writer():
-            leader = patroni.cluster_view(self.inv).leader
-            up = snapshot(self.inv, timeout_s=self.inv.health_checks.timeout_s).write_up
-            return up == (leader,) and f"write -> {leader}"
-
-        text, _ = wait_for("HAProxy with one write server, the leader", one_writer, self.settle_s, interval_s=0.5)
-        return text
+    def _stop_probes(self) -> str:
+        stopped = []
+        for probe in (self.writes, self.reads):
+            if probe is not None and probe.loop._thread.is_alive():
+                probe.stop()
+                stopped.append(probe.log.name)
+        return f"stopped: {', '.join(stopped)}" if stopped else "already stopped"
 
     def _stop_watch(self) -> str:
-        if self.writes is not None and self.writes.loop._thread.is_alive():
-            self.writes.stop()
-        if self.reads is not None and self.reads.loop._thread.is_alive():
-            self.reads.stop()
+        self._stop_probes()
         if self.watch is None:
             return "no watcher"
         events = self.watch.stop()
         return f"{len(events)} events"
+
+    def _stop_everything(self) -> str:
+        return f"nothing was changed; probes {self._stop_probes()}; watcher {self._stop_watch()}"
 
     # ------------------------------------------------------------------ results
 
@@ -290,6 +314,31 @@ class PostgresFailover:
             span = self.m.get("rpo_s")
             checks.append(TargetCheck("RPO (span of lost acknowledged writes)", span, target.rpo_s, "s", "<", span is not None and span < target.rpo_s))
         return checks
+
+
+def steady_state_of(report) -> tuple[tuple[str, str] | None, str]:
+    """((leader, sync standby), what was seen) when a replication report shows the steady
+    state — whichever node leads — else (None, what was seen).
+
+    Steady: the check is OK or WARNING (nothing CRITICAL or unanswered); PostgreSQL has
+    a leader and a member streaming as its synchronous standby, and Patroni agrees (its
+    sync key names that standby: a switchover to it is accepted); HAProxy sends writes to
+    the leader only.
+    """
+    from prontuario_cli.report import Status
+
+    seen = f"check {report.status.name}: {report.summary}"
+    roles = {m.node: m.role for m in report.members}
+    sync = [r for r in report.replicas if r.kind == "member" and r.state == "streaming" and r.sync_state in ("sync", "quorum")]
+    writers = sorted({h.node or h.server for h in report.haproxy if h.takes_writes})
+    if report.status not in (Status.OK, Status.WARNING) or not report.leader or not sync:
+        return None, seen
+    standby = sync[0].node or sync[0].name
+    if roles.get(standby) not in ("sync_standby", "quorum_standby"):
+        return None, f"Patroni does not name {standby} sync standby yet (role {roles.get(standby)}); " + seen
+    if report.haproxy and writers != [report.leader]:
+        return None, f"HAProxy writes -> {', '.join(writers) or 'none'}, leader {report.leader}; " + seen
+    return (report.leader, standby), seen
 
 
 def _members(view) -> str:

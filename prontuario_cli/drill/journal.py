@@ -65,9 +65,15 @@ class Journal:
     reason: str = ""
     journal_path: str | None = None
     report_path: str | None = None
-    interrupted: bool = False
+    interrupted: bool = False  # a Ctrl-C stopped the drill (or abandoned its rollback)
+    rollback: str = ""  # complete | failed | abandoned | not needed
+    left_to_do: list[str] = field(default_factory=list)  # rollback steps that did not complete
+    timeline: str = ""  # the PostgreSQL timeline change the drill caused, as recorded for the checks
 
     def exit_code(self) -> ExitCode:
+        """The verdict's exit code; 130 only for a Ctrl-C that came before anything was changed."""
+        if self.interrupted and self.verdict == "aborted":
+            return ExitCode.INTERRUPTED
         return VERDICT_EXIT[self.verdict]
 
     # -------------------------------------------------------------- rendering
@@ -75,8 +81,8 @@ class Journal:
     def tables(self) -> list[Table]:
         head = Table(
             f"drill {self.drill} ({self.mode}) — {self.verdict.upper()}",
-            ("run", "started (UTC)", "verdict", "why", "journal"),
-            ((self.run_id, self.started_at, self.verdict, self.reason or "-", self.journal_path or "-"),),
+            ("run", "started (UTC)", "verdict", "why", "rollback", "journal"),
+            ((self.run_id, self.started_at, self.verdict, self.reason or "-", self.rollback or "-", self.journal_path or "-"),),
         )
         steps = Table(
             "steps",
@@ -105,8 +111,12 @@ class Journal:
             f"- inventory: `{self.inventory}`" + (f" (profile {self.profile})" if self.profile else ""),
             f"- started: {self.started_at}; ended: {self.ended_at}",
             f"- verdict: **{self.verdict}**" + (f" — {self.reason}" if self.reason else ""),
-            "",
         ]
+        if self.rollback:
+            lines.append(f"- rollback: {self.rollback}" + (f" — left to do: {'; '.join(self.left_to_do)}" if self.left_to_do else ""))
+        if self.timeline:
+            lines.append(f"- timeline: {self.timeline}")
+        lines.append("")
         if self.targets:
             lines += ["## Targets", "", "| measure | value | target | met |", "|---|---|---|---|"]
             for t in self.targets:

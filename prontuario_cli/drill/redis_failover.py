@@ -3,7 +3,9 @@
 A write probe asks the Sentinels for the master (as a Sentinel-aware client does) and
 writes every 20 ms; RTO is the fault → the first write acknowledged by the new master,
 RPO the acknowledged writes the new master lacks. The rollback brings the old master
-back and waits until Sentinel has made it a replica of the new one.
+back and waits for the steady state, whichever node Sentinel names master: the Sentinels
+agree, and the other node replicates from that master with its link up (the old master
+may lead again when the drill was interrupted before Sentinel failed over).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class RedisFailover:
             "start a write probe (every 20 ms) that finds the master through the Sentinels",
             f"fault: {self.opt.mode} the Redis master",
             f"wait (≤ {self.opt.recovery_timeout_s:g} s) for the first write on the new master; count lost writes",
-            "rollback: bring the old master back; wait until Sentinel makes it a replica of the new master",
+            "rollback: bring the old master back; wait until the Sentinels agree on a master and the other node replicates from it",
         ]
 
     # ------------------------------------------------------------------ helpers
@@ -167,12 +169,12 @@ class RedisFailover:
 
     def rollback(self) -> list[Activity]:
         if not self.faulted:
-            return [Activity("nothing to roll back (no fault was injected)", lambda: "nothing was changed")]
+            return [Activity("nothing to roll back (no fault was injected); stop the probe", self._stop_probe)]
         action = "resume" if self.opt.mode == "hang" else "start"
         return [
+            Activity("stop the probe (if still running)", self._stop_probe),
             Activity(f"{action} the old master {self.old}", lambda: self._restart(action)),
-            Activity(f"{self.old} is a replica of the new master, link up", self._wait_replica),
-            Activity("stop the probe", self._stop_probe),
+            Activity("steady state: the Sentinels agree on a master; the other node replicates from it, link up", self._wait_replica),
         ]
 
     def _restart(self, action: str) -> str:
@@ -180,20 +182,31 @@ class RedisFailover:
         return node_access(self.inv).act(self.old, "redis", action)
 
     def _wait_replica(self) -> str:
-        def rejoined():
-            info = self._replication(self.old_address)
-            new = self.new_address or self._master_address()
-            host, port = new.rsplit(":", 1)
-            return info.get("role") == "slave" and info.get("master_port") == port and info.get("master_link_status") == "up"
+        others = [n for n in self.inv.macs if n.ports.redis and n.name != self.old]
 
-        _, waited = wait_for(f"{self.old} replicating from the new master", rejoined, self.opt.rejoin_timeout_s, interval_s=0.5)
+        def steady():
+            master = self._master_address()  # raises StepFailed (not yet) while the Sentinels disagree
+            leader = self._node_of(master)
+            host, port = master.rsplit(":", 1)
+            replicas = [self.old_address] if leader != self.old else [f"{n.address}:{n.ports.redis}" for n in others]
+            for address in replicas:
+                info = self._replication(address)
+                if not (info.get("role") == "slave" and info.get("master_port") == port and info.get("master_link_status") == "up"):
+                    return None
+            return leader
+
+        leader, _ = wait_for("the Sentinels' master with its replica linked", steady, self.opt.rejoin_timeout_s, interval_s=0.5)
+        self.m["rollback_master"] = leader
+        if leader == self.old:
+            return f"{self.old} is master again (Sentinel had not failed over); its replica is linked"
         self.m["rejoin_s"] = round(time.monotonic() - self.writes.log.started_mono - self.t_restart, 3)
-        return f"rejoined after {self.m['rejoin_s']:.1f} s"
+        return f"{self.old} replicates from {leader}: rejoined after {self.m['rejoin_s']:.1f} s"
 
     def _stop_probe(self) -> str:
         if self.writes is not None and self.writes.loop._thread.is_alive():
             self.writes.stop()
-        return "stopped"
+            return "stopped"
+        return "already stopped"
 
     def measurements(self) -> dict[str, Any]:
         return {"mode": self.mode, "old_master": self.old, **self.m}

@@ -5,6 +5,11 @@
 thresholds and returns a :class:`~prontuario_cli.replication.report.ReplicationReport`.
 A hung or dead node costs one timeout: its probes are reported as not answering
 and their threads are abandoned.
+
+Timeline changes (see :mod:`prontuario_cli.replication.state`): :func:`check` with
+``record`` remembers a new timeline; an unexpected change is then reported by every
+check and status until its window ends or :func:`acknowledge_timeline`; a drill
+announces the change it caused with :func:`record_drill_timeline`.
 """
 
 from __future__ import annotations
@@ -15,21 +20,27 @@ import time
 from prontuario_cli.inventory import Inventory
 from prontuario_cli.replication.report import ReplicationReport
 
-__all__ = ["check", "ReplicationReport"]
+__all__ = ["check", "ReplicationReport", "acknowledge_timeline", "record_drill_timeline"]
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
 def check(inventory: Inventory, *, record: bool = False, timeout_s: float | None = None) -> ReplicationReport:
-    """Probe everything, evaluate, and (with ``record``) remember the timeline for next time.
+    """Probe everything, evaluate, and (with ``record``) remember a new timeline.
 
-    ``record`` is for ``replication check``: a timeline change is then reported once.
-    ``replication status`` leaves the record alone, so looking never hides a failover
-    from the next scheduled check. Returns within ``timeout_s`` (default: the
+    ``record`` is for ``replication check``: a new timeline is written down with the
+    time it was first seen, and reported as WARNING by every caller (``check``,
+    ``status``, a drill's precondition) for the window or until acknowledged — never
+    consumed by the first look. Returns within ``timeout_s`` (default: the
     inventory's health-check timeout) plus evaluation time.
     """
     from prontuario_cli import paths
     from prontuario_cli.cluster.fallback import fallback_active
     from prontuario_cli.connect import warm_up
     from prontuario_cli.connect.fanout import run_all
+    from prontuario_cli.errors import ProntuarioError
     from prontuario_cli.replication import state
     from prontuario_cli.replication.evaluate import evaluate
     from prontuario_cli.replication.probes import build_probes
@@ -44,26 +55,98 @@ def check(inventory: Inventory, *, record: bool = False, timeout_s: float | None
     state_dir = paths.state_dir(inventory)
     scope = inventory.cluster.patroni_scope
     previous = state.read_timeline(state_dir, scope)
-    now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+    now = _now()
     report = evaluate(
         inventory,
         outcomes,
         previous=previous,
         gcp_active=fallback_active(state_dir),
-        checked_at=now.isoformat(),
+        checked_at=now,
         elapsed_s=elapsed,
     )
-    if record and report.timeline is not None and (previous is None or previous.timeline != report.timeline):
+    if record and report.timeline is not None:
         try:
-            state.record_timeline(
-                state_dir, state.TimelineState(scope, report.timeline, report.leader, now.isoformat())
-            )
-        except OSError as exc:
-            from dataclasses import replace
-
-            from prontuario_cli.replication.report import Problem
-            from prontuario_cli.report import Status
-
-            note = Problem("check", Status.WARNING, f"cannot record the timeline in {state_dir}: {exc.strerror or exc}")
-            report = replace(report, problems=(*report.problems, note), status=Status.worst([report.status, Status.WARNING]))
+            state.update_timeline(state_dir, scope, lambda current: state.observe(current, scope, report.timeline, report.leader, now))
+        except (OSError, ProntuarioError) as exc:
+            report = _with_note(report, f"cannot record the timeline in {state_dir}: {_why(exc)}")
     return report
+
+
+def acknowledge_timeline(inventory: Inventory, by: str | None = None) -> str:
+    """Stop reporting the unexpected timeline change now reported; returns what was done.
+
+    ``by`` defaults to the operator (the sudo user, else the login name).
+    """
+    import getpass
+    import os
+
+    from prontuario_cli import paths
+    from prontuario_cli.replication import state
+
+    if by is None:
+        try:
+            by = os.environ.get("SUDO_USER") or getpass.getuser()
+        except (KeyError, OSError):
+            by = str(os.getuid())
+    state_dir = paths.state_dir(inventory)
+    scope = inventory.cluster.patroni_scope
+    now = _now()
+    done: list = []
+
+    def ack(current):
+        new, change = state.acknowledge(current, by, now)
+        done.append(change)
+        return new
+
+    state.update_timeline(state_dir, scope, ack)
+    change = done[0] if done else None
+    if change is None:
+        return "no unexpected timeline change to acknowledge"
+    return f"acknowledged: timeline {change.from_timeline}→{change.to_timeline} (first seen {change.first_seen}) by {by}"
+
+
+def timeline_now(inventory: Inventory) -> tuple[int | None, str | None]:
+    """(timeline, leader) as a replication check sees them now; (None, None) when unknown."""
+    from prontuario_cli.errors import ProntuarioError
+
+    try:
+        report = check(inventory)
+    except ProntuarioError:
+        return None, None
+    return report.timeline, report.leader
+
+
+def record_drill_timeline(inventory: Inventory, before: int | None, cause: str) -> str:
+    """After a drill: record the timeline change it caused (``before`` → now) as expected.
+
+    The next checks then do not warn for it; a change that happened before the drill
+    and no check had seen stays reported. Returns a sentence for the journal.
+    """
+    from prontuario_cli import paths
+    from prontuario_cli.replication import state
+
+    after, leader = timeline_now(inventory)
+    if before is None or after is None:
+        return f"timeline not recorded (before {before if before is not None else 'unknown'}, after {after if after is not None else 'unknown'})"
+    if before == after:
+        return f"timeline {after} unchanged"
+    state_dir = paths.state_dir(inventory)
+    scope = inventory.cluster.patroni_scope
+    now = _now()
+    state.update_timeline(state_dir, scope, lambda current: state.record_expected(current, scope, before, after, leader, cause, now))
+    return f"timeline {before}→{after} recorded as expected ({cause})"
+
+
+def _why(exc: BaseException) -> str:
+    one_line = getattr(exc, "one_line", None)
+    return one_line() if callable(one_line) else (getattr(exc, "strerror", None) or str(exc))
+
+
+def _with_note(report: ReplicationReport, message: str) -> ReplicationReport:
+    from dataclasses import replace
+
+    from prontuario_cli.replication.report import Problem
+    from prontuario_cli.report import Status
+
+    note = Problem("check", Status.WARNING, message)
+    return replace(report, problems=(*report.problems, note), status=Status.worst([report.status, Status.WARNING]))

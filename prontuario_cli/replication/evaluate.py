@@ -7,17 +7,28 @@ It does no I/O, so every rule below is unit-tested with small fixtures.
 
 Rules (thresholds from ``targets.replication_lag``):
 
-- A replica's lag counts only while it is behind: ``lag_s`` is PostgreSQL's
-  replay lag when bytes behind > 0, else 0 (an idle primary is not a false alarm).
+- A replica's lag counts only while it is behind: ``lag_s`` is 0 when no byte is
+  behind (an idle primary is not a false alarm); with bytes behind it is the larger of
+  PostgreSQL's replay lag and the age of the standby's last reply — never 0, and never
+  a stale last-reported value (PostgreSQL keeps showing the last measured lag of a
+  standby that stopped replying).
+- A standby is *silent* when its last reply is older than the health-check timeout
+  while it owes WAL, or older than its reply interval (``wal_receiver_status_interval``)
+  plus the timeout even when idle.
 - WARNING: lag > ``sync_target_ms``; a Patroni replica that is not synchronous or
-  not streaming; a timeline change since the last check (once); Patroni paused; a
-  Sentinel not answering while the others keep quorum; Redis behind by bytes while
-  silent for more than ``alert_s``; the cloud replica unreachable or not streaming.
-- CRITICAL: lag > ``alert_s`` AND bytes > ``alert_bytes``; no synchronous standby;
-  a member down; no primary or two primaries; Patroni disagreeing on the leader;
-  Sentinels disagreeing, not monitoring, or without quorum; no Redis master or two;
-  a Redis replica's link down; no HAProxy write server, two of them, or writes routed
-  to a node that is not the primary; the cloud fallback active.
+  not streaming; an unexpected timeline change (see :mod:`~prontuario_cli.replication.state`:
+  reported to every caller until its window ends or it is acknowledged; a drill's own
+  change is not); Patroni paused; a Sentinel not answering while the others keep quorum;
+  Redis behind by bytes while silent for more than ``alert_s``; the cloud replica
+  unreachable, not streaming or silent.
+- CRITICAL: lag > ``alert_s`` AND bytes > ``alert_bytes``; commits waiting for a
+  synchronous standby longer than the health-check timeout; a Patroni replica silent;
+  no synchronous standby; a member down or frozen ("not answering (frozen?)" when its
+  Patroni member key expired but the node still accepts connections); no primary or two
+  primaries; Patroni disagreeing on the leader; Sentinels disagreeing, not monitoring,
+  or without quorum; no Redis master or two; a Redis replica's link down; no HAProxy
+  write server, two of them, or writes routed to a node that is not the primary; the
+  cloud fallback active.
 - UNKNOWN: a component that did not answer within the health-check timeout, or whose
   answer could not be read.
 """
@@ -44,7 +55,7 @@ from prontuario_cli.replication.report import (
     ReplicationReport,
     SentinelRow,
 )
-from prontuario_cli.replication.state import TimelineState
+from prontuario_cli.replication.state import TimelineState, change_json, observe, pending_change
 from prontuario_cli.report import Status
 
 RUNNING_STATES = ("running", "streaming")
@@ -81,29 +92,66 @@ def reachability(outcome: Outcome | None, what: str, timeout_s: float) -> tuple[
 
 
 def effective_lag_s(replica: facts.PgReplica) -> float | None:
-    """Replay lag that counts: 0 when nothing is behind (PostgreSQL keeps or nulls the last value)."""
+    """Lag that counts: 0 when nothing is behind; else max(replay lag, age of the last reply).
+
+    PostgreSQL nulls the lag columns once a replica caught up on an idle primary, and
+    keeps the last measured value while a replica is silent: with bytes behind, the
+    age of the last reply bounds the lag from below. Unknown (None) rather than 0 when
+    bytes are behind and nothing else is known.
+    """
     behind = replica.replay_lag_bytes
-    measured = [v for v in (replica.replay_lag_s, replica.flush_lag_s, replica.write_lag_s) if v is not None]
     if behind is None:
         return replica.replay_lag_s
     if behind <= 0:
         return 0.0
-    if replica.replay_lag_s is not None:
-        return replica.replay_lag_s
-    return max(measured) if measured else 0.0
+    measured = [v for v in (replica.replay_lag_s, replica.flush_lag_s, replica.write_lag_s) if v is not None]
+    replay = replica.replay_lag_s if replica.replay_lag_s is not None else (max(measured) if measured else None)
+    known = [v for v in (replay, replica.reply_age_s) if v is not None]
+    lag = max(known) if known else None
+    return lag if lag else None
+
+
+def silent_for(replica: facts.PgReplica, timeout_s: float | None, reply_every_s: float | None = None) -> float | None:
+    """Seconds a standby has been silent when that is abnormal, else None.
+
+    Silent: its last reply is older than ``timeout_s`` while it owes WAL (a live standby
+    answers each write within milliseconds), or older than ``reply_every_s`` +
+    ``timeout_s`` at all (a live standby replies that often even when idle).
+    """
+    age = replica.reply_age_s
+    if age is None or timeout_s is None:
+        return None
+    if replica.unacknowledged_bytes > 0 and age > timeout_s:
+        return age
+    if reply_every_s is not None and age > reply_every_s + timeout_s:
+        return age
+    return None
 
 
 def replica_verdict(
-    replica: facts.PgReplica, targets: ReplicationLagTargets, *, member: bool
+    replica: facts.PgReplica,
+    targets: ReplicationLagTargets,
+    *,
+    member: bool,
+    timeout_s: float | None = None,
+    reply_every_s: float | None = None,
 ) -> tuple[Status, list[tuple[Status, str]]]:
     """Status and (status, reason) pairs for one pg_stat_replication row.
 
     ``member`` rows are Patroni replicas (held to the synchronous target); others (the
-    cloud replica) are asynchronous by design and only ever WARNING.
+    cloud replica) are asynchronous by design and only ever WARNING. With
+    ``timeout_s`` (the health-check timeout) a silent standby is reported too.
     """
     lag = effective_lag_s(replica) or 0.0
     behind = replica.replay_lag_bytes or 0
     reasons: list[tuple[Status, str]] = []
+    silent = silent_for(replica, timeout_s, reply_every_s)
+    if silent is not None:
+        owed = replica.unacknowledged_bytes
+        reasons.append(
+            (Status.CRITICAL if member else Status.WARNING,
+             f"has not replied for {silent:.0f} s" + (f" ({_bytes(owed)} not confirmed)" if owed else ""))
+        )
     far_behind = lag > targets.alert_s and behind > targets.alert_bytes
     if far_behind:
         reasons.append(
@@ -177,16 +225,10 @@ def evaluate(
     pg = _evaluate_postgres(inventory, outcomes, targets, gcp_active, timeout_s, c)
     leader, timeline, members, replicas = pg
 
-    changed = previous is not None and timeline is not None and timeline != previous.timeline
-    if changed:
-        was = f", leader was {previous.leader}" if previous.leader and previous.leader != leader else ""
-        when = f" at {previous.recorded_at}" if previous.recorded_at else ""
-        c.add(
-            "timeline",
-            Status.WARNING,
-            f"timeline changed {previous.timeline}→{timeline} since the last check{when} (leader now {leader or 'unknown'}{was}): "
-            "a failover or switchover happened",
-        )
+    seen = observe(previous, inventory.cluster.patroni_scope, timeline, leader, checked_at)
+    change = pending_change(seen, checked_at or None)
+    if change is not None:
+        c.add("timeline", Status.WARNING, timeline_message(change))
 
     redis_rows, redis_master = _evaluate_redis(inventory, outcomes, targets, timeout_s, c)
     sentinel_rows = _evaluate_sentinels(inventory, outcomes, redis_master, timeout_s, c)
@@ -209,8 +251,10 @@ def evaluate(
         timeout_s=timeout_s,
         leader=leader,
         timeline=timeline,
-        previous_timeline=previous.timeline if previous else None,
-        timeline_changed=changed,
+        previous_timeline=change.from_timeline if change else (previous.timeline if previous else None),
+        timeline_changed=change is not None,
+        timeline_change=_change_row(change),
+        timeline_expected=change_json(seen.expected) if seen else None,
         members=members,
         replicas=replicas,
         redis=tuple(redis_rows),
@@ -224,6 +268,25 @@ def evaluate(
         alert_s=targets.alert_s,
         alert_bytes=targets.alert_bytes,
     )
+
+
+def timeline_message(change) -> str:
+    """The WARNING for an unexpected timeline change (the same words for every caller)."""
+    was = f", was {change.leader_before}" if change.leader_before and change.leader_before != change.leader else ""
+    seen = f"first seen {change.first_seen}; " if change.first_seen else ""
+    until = change.warn_until()
+    return (
+        f"timeline changed {change.from_timeline}→{change.to_timeline} ({seen}leader now {change.leader or 'unknown'}{was}): "
+        "a failover or switchover happened that no drill recorded; reported "
+        + (f"until {until} or " if until else "until ")
+        + "'prontuario replication check --ack-timeline'"
+    )
+
+
+def _change_row(change) -> dict | None:
+    if change is None:
+        return None
+    return {**change_json(change), "warn_until": change.warn_until()}
 
 
 def _finish_member(row: MemberRow, c: _Collector) -> MemberRow:
@@ -248,6 +311,7 @@ def _evaluate_postgres(inventory: Inventory, outcomes, targets, gcp_active, time
     pg_facts: dict[str, facts.PgNode] = {}
     patroni_facts: dict[str, tuple[PatroniNode, PatroniCluster]] = {}
     pg_reach: dict[str, tuple[str, Status, str]] = {}
+    patroni_reach: dict[str, str] = {}
     for node in nodes:
         if node.ports.postgresql:
             o = outcomes.get(f"postgres:{node.name}")
@@ -257,6 +321,7 @@ def _evaluate_postgres(inventory: Inventory, outcomes, targets, gcp_active, time
         if node.ports.patroni:
             o = outcomes.get(f"patroni:{node.name}")
             word, status, note = reachability(o, f"{node.name}: Patroni REST API", timeout_s)
+            patroni_reach[node.name] = word
             if o is not None and o.ok:
                 patroni_facts[node.name] = o.value
             else:
@@ -309,7 +374,7 @@ def _evaluate_postgres(inventory: Inventory, outcomes, targets, gcp_active, time
     if timeline is None and leader and leader in patroni_facts:
         timeline = patroni_facts[leader][0].timeline
 
-    replicas = _evaluate_replicas(nodes, leader, leader_fact, member_by_node, targets, c)
+    replicas, silent_replicas = _evaluate_replicas(nodes, leader, leader_fact, member_by_node, targets, timeout_s, c)
 
     members: list[MemberRow] = []
     for node in nodes:
@@ -322,7 +387,18 @@ def _evaluate_postgres(inventory: Inventory, outcomes, targets, gcp_active, time
             said = f" (Patroni says: {pat[0].state})" if pat else ""
             c.add("postgres", base, note + said, key=key)
         if view is not None and node.ports.patroni and member is None:
-            c.add("postgres", Status.CRITICAL, f"{node.name}: not a member of the Patroni cluster (Patroni stopped or never joined)", key=key)
+            evidence = [f"{what} accepts connections but does not answer" for what, seen in (("Patroni", patroni_reach.get(node.name)), ("PostgreSQL", word)) if seen == "no answer"]
+            if node.name in silent_replicas:
+                evidence.append("the primary still has its replication connection, silent")
+            if evidence:
+                c.add(
+                    "postgres",
+                    Status.CRITICAL,
+                    f"{node.name}: not answering (frozen?): its Patroni member key expired; {'; '.join(evidence)}",
+                    key=key,
+                )
+            else:
+                c.add("postgres", Status.CRITICAL, f"{node.name}: not a member of the Patroni cluster (Patroni stopped or never joined)", key=key)
         elif member is not None and member.state not in RUNNING_STATES and member.role not in ("leader", "standby_leader"):
             c.add("postgres", Status.CRITICAL, f"{node.name}: member state {member.state or 'unknown'}", key=key)
         elif member is not None and member.role in ("leader", "standby_leader") and member.state != "running":
@@ -348,22 +424,32 @@ def _leader_node(cluster: PatroniCluster, nodes: list[Node]) -> str | None:
     return _member_node(member, nodes) or leader
 
 
-def _evaluate_replicas(nodes, leader, leader_fact, member_by_node, targets, c: _Collector) -> list[ReplicaRow]:
+def _evaluate_replicas(nodes, leader, leader_fact, member_by_node, targets, timeout_s, c: _Collector) -> tuple[list[ReplicaRow], set[str]]:
+    """Rows of the primary's pg_stat_replication, and the member nodes found silent."""
     if leader_fact is None:
-        return []
+        return [], set()
     name_to_node = {m.name: n for n, m in member_by_node.items()}
     name_to_node.update({n.name: n.name for n in nodes})
     rows: list[ReplicaRow] = []
     seen: set[str] = set()
+    silent: set[str] = set()
+    waiting, waited = leader_fact.sync_rep_waiters or 0, leader_fact.sync_rep_wait_s
+    commits_wait = waiting > 0 and waited is not None and waited > timeout_s
     for r in leader_fact.replicas:
         node = name_to_node.get(r.application_name)
         member = node is not None
-        status, reasons = replica_verdict(r, targets, member=member)
+        status, reasons = replica_verdict(r, targets, member=member, timeout_s=timeout_s, reply_every_s=leader_fact.reply_every_s)
         subject = node or r.application_name
+        if commits_wait and r.synchronous:
+            reasons.insert(0, (Status.CRITICAL, f"commits are waiting for sync standby {subject} ({waiting} waiting, the oldest for {waited:.1f} s)"))
+            status = Status.CRITICAL
         for severity, reason in reasons:
-            c.add("postgres", severity, f"{subject}: {reason}", key=f"member:{node}" if member else None)
+            text = reason if subject in reason else f"{subject}: {reason}"
+            c.add("postgres", severity, text, key=f"member:{node}" if member else None)
         if node:
             seen.add(node)
+            if silent_for(r, timeout_s, leader_fact.reply_every_s) is not None:
+                silent.add(node)
         rows.append(
             ReplicaRow(
                 name=r.application_name,
@@ -378,9 +464,18 @@ def _evaluate_replicas(nodes, leader, leader_fact, member_by_node, targets, c: _
                 flush_lag_bytes=r.flush_lag_bytes,
                 replay_lag_bytes=r.replay_lag_bytes,
                 lag_s=effective_lag_s(r),
+                reply_age_s=r.reply_age_s,
                 status=status,
                 note="; ".join(text for _, text in reasons),
             )
+        )
+    if commits_wait and not any(r.synchronous for r in leader_fact.replicas):
+        names = leader_fact.synchronous_standby_names or "empty"
+        c.add(
+            "postgres",
+            Status.CRITICAL,
+            f"commits are waiting for a synchronous standby that is not connected ({waiting} waiting, the oldest for {waited:.1f} s; "
+            f"synchronous_standby_names: {names})",
         )
     expected = [n.name for n in nodes if n.name != leader and n.ports.postgresql and n.ports.patroni]
     for name in expected:
@@ -389,7 +484,7 @@ def _evaluate_replicas(nodes, leader, leader_fact, member_by_node, targets, c: _
     member_rows = [row for row in rows if row.kind == "member"]
     if expected and not any(row.sync_state in ("sync", "quorum") for row in member_rows):
         c.add("postgres", Status.CRITICAL, "no synchronous standby: commits are not protected by a second copy (RPO 0 at risk)")
-    return rows
+    return rows, silent
 
 
 def _evaluate_cloud(outcomes, leader_fact, timeline, gcp_active, timeout_s, c: _Collector) -> MemberRow | None:
@@ -653,7 +748,8 @@ def _summary(status, problems, leader, timeline, replicas, redis_rows, sentinel_
     sync = [r for r in replicas if r.sync_state in ("sync", "quorum")]
     if sync:
         r = sync[0]
-        parts.append(f"sync standby {r.node or r.name} lag {r.lag_s or 0:.3f} s/{r.replay_lag_bytes or 0} B")
+        lag = "?" if r.lag_s is None else f"{r.lag_s:.3f}"
+        parts.append(f"sync standby {r.node or r.name} lag {lag} s/{r.replay_lag_bytes or 0} B")
     masters = [r.node for r in redis_rows if r.role == "master"]
     if masters:
         replicas_up = sum(1 for r in redis_rows if r.role == "replica" and r.link == "up")

@@ -28,11 +28,18 @@ SELECT pg_is_in_recovery() AS in_recovery,
        (SELECT timeline_id FROM pg_control_checkpoint()) AS checkpoint_timeline,
        CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text
             ELSE pg_current_wal_lsn()::text END AS wal_lsn,
-       current_setting('synchronous_standby_names') AS synchronous_standby_names
+       current_setting('synchronous_standby_names') AS synchronous_standby_names,
+       (SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep')::int AS sync_rep_waiters,
+       (SELECT EXTRACT(EPOCH FROM max(clock_timestamp() - query_start))
+          FROM pg_stat_activity WHERE wait_event = 'SyncRep')::float8 AS sync_rep_wait_s,
+       (SELECT setting::float8 FROM pg_settings WHERE name = 'wal_receiver_status_interval') AS status_interval_s,
+       (SELECT setting::float8 / 1000 FROM pg_settings WHERE name = 'wal_sender_timeout') AS wal_sender_timeout_s
 """.strip()
 
 # Per replica, on the primary. Lag times are NULL once a replica has caught up on an
-# idle primary; byte counts are measured against the primary's current WAL position.
+# idle primary, and keep their last value while a replica is silent (frozen, cut off):
+# the age of its last reply (reply_time, PostgreSQL 12+) says how long it has been
+# silent. Byte counts are measured against the primary's current WAL position.
 PG_REPLICATION_SQL = """
 SELECT application_name,
        host(client_addr) AS client_addr,
@@ -45,7 +52,8 @@ SELECT application_name,
        pg_wal_lsn_diff(pg_current_wal_lsn(), sent_lsn)::bigint AS sent_lag_bytes,
        pg_wal_lsn_diff(pg_current_wal_lsn(), write_lsn)::bigint AS write_lag_bytes,
        pg_wal_lsn_diff(pg_current_wal_lsn(), flush_lsn)::bigint AS flush_lag_bytes,
-       pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint AS replay_lag_bytes
+       pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint AS replay_lag_bytes,
+       EXTRACT(EPOCH FROM (clock_timestamp() - reply_time))::float8 AS reply_age_s
 FROM pg_stat_replication
 ORDER BY application_name
 """.strip()
@@ -62,10 +70,24 @@ class PgNode:
     receiver_sender: str | None = None  # host:port the replica streams from
     synchronous_standby_names: str = ""
     replicas: tuple["PgReplica", ...] = ()  # pg_stat_replication, primaries only
+    sync_rep_waiters: int | None = None  # backends whose commit waits for a synchronous standby
+    sync_rep_wait_s: float | None = None  # how long the oldest of them has waited
+    status_interval_s: float | None = None  # wal_receiver_status_interval (a standby replies at least this often)
+    wal_sender_timeout_s: float | None = None
 
     @property
     def role(self) -> str:
         return "replica" if self.in_recovery else "primary"
+
+    @property
+    def reply_every_s(self) -> float | None:
+        """How often a healthy standby replies even when idle: its status interval, else
+        half the sender timeout (when the primary asks for a reply)."""
+        if self.status_interval_s and self.status_interval_s > 0:
+            return self.status_interval_s
+        if self.wal_sender_timeout_s and self.wal_sender_timeout_s > 0:
+            return self.wal_sender_timeout_s / 2
+        return None
 
 
 @dataclass(frozen=True)
@@ -84,6 +106,15 @@ class PgReplica:
     write_lag_bytes: int | None = None
     flush_lag_bytes: int | None = None
     replay_lag_bytes: int | None = None
+    reply_age_s: float | None = None  # seconds since the standby's last reply (reply_time)
+
+    @property
+    def unacknowledged_bytes(self) -> int:
+        """WAL the standby has not confirmed flushing (commits on it wait for these)."""
+        for value in (self.flush_lag_bytes, self.write_lag_bytes, self.replay_lag_bytes):
+            if value is not None:
+                return max(0, value)
+        return 0
 
     @property
     def synchronous(self) -> bool:
@@ -118,6 +149,10 @@ def parse_pg_node(rows: Sequence[Mapping[str, Any]], replication_rows: Sequence[
         receiver_sender=row.get("receiver_sender"),
         synchronous_standby_names=row.get("synchronous_standby_names") or "",
         replicas=parse_pg_replication(replication_rows),
+        sync_rep_waiters=_int(row.get("sync_rep_waiters")),
+        sync_rep_wait_s=_float(row.get("sync_rep_wait_s")),
+        status_interval_s=_float(row.get("status_interval_s")),
+        wal_sender_timeout_s=_float(row.get("wal_sender_timeout_s")),
     )
 
 
@@ -137,9 +172,21 @@ def parse_pg_replication(rows: Sequence[Mapping[str, Any]]) -> tuple[PgReplica, 
             write_lag_bytes=_int(row.get("write_lag_bytes")),
             flush_lag_bytes=_int(row.get("flush_lag_bytes")),
             replay_lag_bytes=_int(row.get("replay_lag_bytes")),
+            reply_age_s=_float(row.get("reply_age_s")),
         )
         for row in rows
     )
+
+
+def needs_second_look(replicas: Sequence[PgReplica], silent_s: float = 0.5) -> bool:
+    """True when a replica owes WAL and has been silent a while: worth one more look.
+
+    Right after a write on an otherwise idle primary, a healthy standby owes a few bytes
+    and its last reply is seconds old until it answers, a few milliseconds later. The
+    probe then reads pg_stat_replication once more (within its deadline), so that the
+    evaluator judges a standby that stays silent, not one caught mid-reply.
+    """
+    return any(r.unacknowledged_bytes > 0 and (r.reply_age_s or 0.0) > silent_s for r in replicas)
 
 
 def lsn_to_int(lsn: str | None) -> int | None:

@@ -10,6 +10,7 @@ what the evaluator looks results up by::
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 from prontuario_cli.inventory import Inventory, Node
@@ -75,6 +76,9 @@ def _postgres_probe(host: str, port: int, user: str, dbname: str, password: str 
             replication_rows = []
             if primary_queries and node_rows and not node_rows[0]["in_recovery"]:
                 replication_rows = pg.execute(facts.PG_REPLICATION_SQL)
+                if facts.needs_second_look(facts.parse_pg_replication(replication_rows)) and deadline - time.monotonic() > 0.5:
+                    time.sleep(0.2)  # a standby caught mid-reply answers within milliseconds
+                    replication_rows = pg.execute(facts.PG_REPLICATION_SQL)
         return facts.parse_pg_node(node_rows, replication_rows)
 
     return probe

@@ -6,11 +6,17 @@ JSON keys (stable; lag fields are ``null`` when unknown)::
     summary           one line, as in the Nagios output
     checked_at        ISO 8601 time of the check; elapsed_s, timeout_s
     leader, timeline, previous_timeline, timeline_changed
+    timeline_change   null, or the unexpected change being reported (WARNING): from, to,
+                      first_seen, warn_until, leader_before, leader, cause,
+                      acknowledged_at, acknowledged_by
+    timeline_expected null, or the last change a drill recorded as its own (cause "drill RUN_ID")
     members[]         node, kind (patroni|cloud), role, state, timeline, reachable, status, note
     replicas[]        name, node, kind (member|other), state, sync_state,
                       write_lag_s, flush_lag_s, replay_lag_s (as PostgreSQL reports them),
                       write_lag_bytes, flush_lag_bytes, replay_lag_bytes,
-                      lag_s (replay lag that counts: 0 when nothing is behind), status, note
+                      lag_s (lag that counts: 0 when nothing is behind, else the larger of the
+                      replay lag and reply_age_s; null when unknown), status, note,
+                      reply_age_s (seconds since the standby's last reply)
     redis[]           node, role, reachable, master, link, last_io_s, offset, offset_lag_bytes, status, note
     sentinels[]       node, master, agrees, quorum_ok, other_sentinels, status, note
     haproxy[]         source, proxy, server, node, state, check, backup, takes_writes, status, note
@@ -62,6 +68,7 @@ class ReplicaRow:
     lag_s: float | None
     status: Status
     note: str = ""
+    reply_age_s: float | None = None  # seconds since the standby's last reply
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,8 @@ class ReplicationReport:
     witness_nodes: tuple[str, ...] = ()
     gcp_fallback_active: bool = False
     problems: tuple[Problem, ...] = ()
+    timeline_change: dict | None = None
+    timeline_expected: dict | None = None
     # Thresholds used, for the perfdata (not part of the JSON).
     sync_target_s: float = field(default=0.1, metadata={"json": False})
     alert_s: float = field(default=10.0, metadata={"json": False})
@@ -168,7 +177,7 @@ class ReplicationReport:
             out.append(
                 Table(
                     "PostgreSQL replicas (seen from the primary)",
-                    ("replica", "sync", "state", "write/flush/replay lag s", "write/flush/replay bytes", "lag s", "status", "note"),
+                    ("replica", "sync", "state", "write/flush/replay lag s", "write/flush/replay bytes", "last reply s", "lag s", "status", "note"),
                     tuple(
                         (
                             r.name,
@@ -176,6 +185,7 @@ class ReplicationReport:
                             r.state,
                             "/".join(_num(v) for v in (r.write_lag_s, r.flush_lag_s, r.replay_lag_s)),
                             "/".join(_num(v) for v in (r.write_lag_bytes, r.flush_lag_bytes, r.replay_lag_bytes)),
+                            _num(r.reply_age_s),
                             r.lag_s,
                             r.status,
                             r.note,

@@ -11,6 +11,8 @@ from prontuario_cli.drill.engine import Activity, StepFailed, drill_lock, run_ex
 from prontuario_cli.clock import utc_now
 from prontuario_cli.drill.journal import Journal, TargetCheck, load_journal
 from prontuario_cli.errors import ExitCode, LockedError
+from tests.helpers import EXAMPLE
+from tests.helpers import run as cli
 
 
 class Fake:
@@ -18,14 +20,15 @@ class Fake:
 
     drill, mode, run_id = "failover", "fake", "run-1"
 
-    def __init__(self, fail: set[str] = frozenset(), interrupt: str | None = None, met: bool = True):
-        self.fail, self.interrupt, self.met = fail, interrupt, met
+    def __init__(self, fail: set[str] = frozenset(), interrupt: str | set[str] | None = None, met: bool = True):
+        self.fail, self.met = fail, met
+        self.interrupt = {interrupt} if isinstance(interrupt, str) else set(interrupt or ())
         self.ran: list[str] = []
 
     def _act(self, name):
         def run():
             self.ran.append(name)
-            if name == self.interrupt:
+            if name in self.interrupt:  # the operator's Ctrl-C arrives during this step
                 raise KeyboardInterrupt
             if name in self.fail:
                 raise StepFailed(f"{name} does not hold")
@@ -55,9 +58,9 @@ class Fake:
         return [TargetCheck("RTO", 12.5, 30, "s", "<", self.met)]
 
 
-def run(fake: Fake) -> Journal:
+def run(fake: Fake, said: list[str] | None = None) -> Journal:
     journal = Journal("failover", "fake", "run-1", "cluster.yaml", None, utc_now())
-    return run_experiment(fake, journal, say=lambda text: None)
+    return run_experiment(fake, journal, say=(said.append if said is not None else lambda text: None))
 
 
 def test_passed_runs_every_phase_in_order():
@@ -108,6 +111,128 @@ def test_ctrl_c_still_rolls_back_and_is_recorded():
     journal = run(fake)
     assert fake.ran == ["pre-1", "pre-2", "fault", "undo-1", "undo-2"]
     assert journal.interrupted and journal.verdict == "failed" and journal.reason.startswith("interrupted")
+
+
+def test_after_a_ctrl_c_the_rollback_verdict_wins_over_130():
+    """Ctrl-C after the fault: the drill rolls back, says so, and exits with its verdict."""
+    said: list[str] = []
+    journal = run(Fake(interrupt="measure"), said)
+    assert journal.rollback == "complete" and journal.left_to_do == []
+    assert journal.verdict == "failed" and journal.exit_code() == ExitCode.FAILED  # not 130
+    assert "interrupted by the operator during method: measure" in journal.reason and "rolled back" in journal.reason
+    assert "interrupted — rolling back… (Ctrl-C again abandons it)" in said
+    assert said.index("interrupted — rolling back… (Ctrl-C again abandons it)") < said.index("rollback complete")
+    assert [s.status for s in journal.steps if s.phase == "steady-state-after"] == ["skipped"]
+
+
+def test_a_second_ctrl_c_abandons_the_rollback_and_says_what_is_left():
+    said: list[str] = []
+    fake = Fake(interrupt={"fault", "undo-1"})
+    journal = run(fake, said)
+    assert fake.ran == ["pre-1", "pre-2", "fault", "undo-1"]  # undo-2 is not attempted
+    assert journal.verdict == "rollback-failed" and journal.exit_code() == ExitCode.ROLLBACK_FAILED
+    assert journal.rollback == "abandoned" and journal.left_to_do == ["undo-1", "undo-2"]
+    assert journal.reason.startswith("ROLLBACK ABANDONED") and "left to do: undo-1; undo-2" in journal.reason
+    undo = {s.name: s for s in journal.steps if s.phase == "rollback"}
+    assert undo["undo-1"].status == "failed" and "abandoned" in undo["undo-1"].output
+    assert undo["undo-2"].status == "skipped"
+    assert "rollback abandoned — left to do: undo-1; undo-2" in said and "rollback complete" not in said
+
+
+def test_a_ctrl_c_during_the_rollback_of_a_finished_drill_abandons_it():
+    journal = run(Fake(interrupt="undo-2"))
+    assert journal.verdict == "rollback-failed" and journal.exit_code() == ExitCode.ROLLBACK_FAILED
+    assert journal.left_to_do == ["undo-2"]
+
+
+def test_a_ctrl_c_before_the_fault_exits_130_and_changes_nothing():
+    fake = Fake(interrupt="pre-2")
+    journal = run(fake)
+    assert fake.ran == ["pre-1", "pre-2"]
+    assert journal.verdict == "aborted" and journal.interrupted and journal.rollback == "not needed"
+    assert journal.exit_code() == ExitCode.INTERRUPTED and "nothing was changed" in journal.reason
+
+
+def test_a_failed_rollback_lists_what_is_left():
+    journal = run(Fake(fail={"undo-1"}))
+    assert journal.rollback == "failed" and journal.left_to_do == ["undo-1"]
+    assert "left to do: undo-1" in journal.reason
+
+
+def test_a_ctrl_c_between_two_steps_still_rolls_back():
+    """The window between two steps (the engine's own bookkeeping) is covered too."""
+    fake = Fake()
+    said: list[str] = []
+
+    def say(text: str) -> None:
+        said.append(text)
+        if text == "[method] fault: ok":  # the engine reports the step, and the Ctrl-C lands
+            raise KeyboardInterrupt
+
+    journal = Journal("failover", "fake", "run-1", "cluster.yaml", None, utc_now())
+    run_experiment(fake, journal, say=say)
+    assert fake.ran == ["pre-1", "pre-2", "fault", "undo-1", "undo-2"]
+    assert journal.rollback == "complete" and journal.exit_code() == ExitCode.FAILED
+
+
+def test_the_drill_command_exits_with_the_verdict_not_130(monkeypatch):
+    """The command turns the journal into its exit code; only "nothing ran" is 130."""
+    from prontuario_cli import drill
+
+    def fake_run(verdict: str, interrupted: bool):
+        def runner(inventory, experiment, say, profile=None):
+            journal = Journal("failover", "kill", "run-1", "cluster.yaml", None, utc_now(), verdict=verdict, interrupted=interrupted)
+            journal.rollback = "abandoned" if verdict == "rollback-failed" else "complete"
+            journal.left_to_do = ["start mac-studio-1 again"] if verdict == "rollback-failed" else []
+            return journal
+
+        return runner
+
+    monkeypatch.setattr(drill, "lab_profile", lambda inventory: None)
+    for verdict, interrupted, code in (
+        ("failed", True, ExitCode.FAILED),
+        ("rollback-failed", True, ExitCode.ROLLBACK_FAILED),
+        ("aborted", True, ExitCode.INTERRUPTED),
+        ("passed", False, ExitCode.OK),
+    ):
+        monkeypatch.setattr(drill, "run", fake_run(verdict, interrupted))
+        result = cli("-i", str(EXAMPLE), "drill", "failover", "--mode", "kill", "--yes", "--json")
+        assert result.code == code, (verdict, result.err)
+        assert result.json()["verdict"] == verdict
+        if verdict == "rollback-failed":
+            assert "left to do: start mac-studio-1 again" in result.err
+
+
+def test_the_rollback_steady_state_is_whichever_node_leads():
+    """The rollback compares against the steady state, not "the old primary is the replica"."""
+    import dataclasses
+
+    from prontuario_cli.drill.failover import steady_state_of
+    from prontuario_cli.replication.evaluate import evaluate
+    from tests.replication import replication_fixtures as fx
+
+    healthy = evaluate(fx.inventory(), fx.healthy())
+    assert steady_state_of(healthy)[0] == ("mac-studio-1", "mac-studio-2")
+    # The same picture with the roles the other way round is just as steady.
+    swapped = dataclasses.replace(
+        healthy,
+        leader="mac-studio-2",
+        replicas=tuple(dataclasses.replace(r, node="mac-studio-1", name="mac-studio-1") if r.node == "mac-studio-2" else r for r in healthy.replicas),
+        haproxy=tuple(dataclasses.replace(h, takes_writes=h.takes_writes != (h.node in ("mac-studio-1", "mac-studio-2"))) if h.proxy == "write" else h for h in healthy.haproxy),
+        members=tuple(dataclasses.replace(m, role={"leader": "sync_standby", "sync_standby": "leader"}.get(m.role, m.role)) for m in healthy.members),
+    )
+    assert steady_state_of(swapped)[0] == ("mac-studio-2", "mac-studio-1")
+    # PostgreSQL streams synchronously, but Patroni's sync key does not name the standby yet.
+    lagging = dataclasses.replace(healthy, members=tuple(dataclasses.replace(m, role="replica") if m.node == "mac-studio-2" else m for m in healthy.members))
+    roles, seen = steady_state_of(lagging)
+    assert roles is None and seen.startswith("Patroni does not name mac-studio-2 sync standby yet")
+    # Not steady: a standby that is not synchronous, HAProxy writing elsewhere, anything CRITICAL.
+    no_sync = evaluate(fx.inventory(), fx.with_replicas(fx.healthy(), fx.member_replica(sync_state="async"), fx.cloud_replica()))
+    roles, seen = steady_state_of(no_sync)
+    assert roles is None and "no synchronous standby" in seen
+    wrong_writer = dataclasses.replace(healthy, haproxy=tuple(dataclasses.replace(h, takes_writes=False) for h in healthy.haproxy))
+    roles, seen = steady_state_of(wrong_writer)
+    assert roles is None and seen.startswith("HAProxy writes -> none, leader mac-studio-1")
 
 
 def test_journal_saved_as_json_and_markdown(tmp_path):

@@ -188,6 +188,64 @@ def test_drill_refuses_when_preconditions_fail(lab):
         wait_for("resumed", lambda: not cluster.cluster_view(inventory).paused, 15)
 
 
+def test_ctrl_c_during_a_kill_drill_rolls_back_and_exits_with_the_verdict(lab, tmp_path):
+    """Ctrl-C a few seconds after the fault, before the leader lease ends: the old primary
+    still holds the leader key and comes back as leader. The rollback accepts that steady
+    state (whichever node leads), says so, and the command exits with the drill's verdict,
+    not 130; the next checks do not warn about the timeline change the drill caused."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from prontuario_cli.drill.journal import VERDICT_EXIT
+    from tests.helpers import REPO, poll
+
+    steady_state(lab)
+    out_path = tmp_path / "journal.json"
+    lines: list[str] = []
+    with open(out_path, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "prontuario_cli", "-i", str(lab.inventory_path), "drill", "failover", "--mode", "kill", "--yes", "--json"],
+            stdout=out, stderr=subprocess.PIPE, text=True, cwd=str(REPO), env=dict(os.environ),
+        )
+    reader = threading.Thread(target=lambda: lines.extend(line.rstrip("\n") for line in proc.stderr), daemon=True)
+    reader.start()
+    try:
+        poll(lambda: any(line.endswith("fault: kill: ok") for line in lines) or proc.poll() is not None, 60, "the fault")
+        assert proc.poll() is None, "\n".join(lines)
+        faulted = time.monotonic()
+        time.sleep(3)  # the scenario itself: Ctrl-C 3 s into the failover, well inside the 20 s leader lease
+        proc.send_signal(signal.SIGINT)
+        assert time.monotonic() - faulted < 15
+        code = proc.wait(timeout=RECOVERY_S)
+    finally:
+        if proc.poll() is None:  # never leave the drill running: abandon, then stop it
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        reader.join(10)
+    said = "\n".join(lines)
+    journal = json.loads(out_path.read_text())
+    assert code != ExitCode.INTERRUPTED, said
+    assert code == VERDICT_EXIT[journal["verdict"]], (code, journal["verdict"], journal["reason"])
+    assert journal["verdict"] == "failed" and journal["interrupted"], journal["reason"]
+    assert journal["rollback"] == "complete" and journal["left_to_do"] == [], (journal["reason"], said)
+    assert "interrupted by the operator during method" in journal["reason"] and "rolled back" in journal["reason"]
+    assert "interrupted — rolling back… (Ctrl-C again abandons it)" in said and "rollback complete" in said
+    assert "ROLLBACK FAILED" not in said
+    leader, standby = steady_state(lab, within=30)  # the cluster is in its steady state, whichever node leads
+    assert {leader, standby} == {journal["measurements"]["old_primary"], journal["measurements"]["new_primary"]}
+    for _ in range(2):  # the change the drill caused is not a timeline warning
+        result = run("-i", str(lab.inventory_path), "replication", "check", "--json")
+        assert not [p for p in result.json()["problems"] if p["component"] == "timeline"], result.out
+
+
 @pytest.mark.slow
 def test_ten_kill_failovers_in_a_row(lab):
     rtos = []

@@ -94,6 +94,133 @@ def test_an_asynchronous_patroni_replica_is_a_warning_and_no_sync_standby_is_cri
     assert "asynchronous (sync_state async)" in text and "no synchronous standby" in text
 
 
+# --------------------------------------------------------------------------- a silent (frozen) standby
+# What a SIGSTOPped sync standby looked like from the primary in the lab: its WAL sender
+# row stays "streaming/sync" with the last measured replay lag (5 ms), while the bytes
+# behind grow, its last reply ages, and commits queue on SyncRep.
+
+
+def frozen_standby(**changes):
+    row = dict(replay_lag_s=0.001, flush_lag_s=0.001, write_lag_s=0.001, replay_lag_bytes=140_920,
+               flush_lag_bytes=140_920, write_lag_bytes=140_920, sent_lag_bytes=0, reply_age_s=30.2)
+    row.update(changes)
+    return fx.member_replica(**row)
+
+
+def with_primary(outcomes, **changes):
+    return fx.replace_value(outcomes, "postgres:mac-studio-1", **changes)
+
+
+def test_lag_is_never_a_stale_zero_while_bytes_are_behind():
+    assert effective_lag_s(frozen_standby()) == 30.2  # not the 0.001 s PostgreSQL kept
+    assert effective_lag_s(fx.member_replica(replay_lag_s=None, flush_lag_s=None, write_lag_s=None, replay_lag_bytes=4096)) is None
+    busy = fx.member_replica(replay_lag_s=0.004, replay_lag_bytes=8192, flush_lag_bytes=0, reply_age_s=0.002)
+    assert effective_lag_s(busy) == 0.004
+    # an idle primary: nothing behind, the last reply up to wal_receiver_status_interval old
+    idle = fx.member_replica(replay_lag_s=None, replay_lag_bytes=0, flush_lag_bytes=0, write_lag_bytes=0, reply_age_s=8.0)
+    assert effective_lag_s(idle) == 0.0
+
+
+def test_commits_waiting_for_a_frozen_sync_standby_is_critical_and_names_it():
+    outcomes = fx.with_replicas(fx.healthy(), frozen_standby(), fx.cloud_replica())
+    outcomes = with_primary(outcomes, sync_rep_waiters=10, sync_rep_wait_s=18.2, status_interval_s=10.0)
+    report = run(outcomes)
+    assert report.status == Status.CRITICAL, messages(report)
+    assert "commits are waiting for sync standby mac-studio-2 (10 waiting, the oldest for 18.2 s)" in messages(report)
+    assert "mac-studio-2: has not replied for 30 s (137.6 KiB not confirmed)" in messages(report)
+    row = next(r for r in report.replicas if r.node == "mac-studio-2")
+    assert row.status == Status.CRITICAL and row.lag_s == 30.2 and row.reply_age_s == 30.2
+    perf = {p.label: p.value for p in report.perfdata()}
+    assert perf["pg_lag_mac-studio-2"] == 30.2  # the Nagios line never says 0 s with bytes behind
+
+
+def test_the_frozen_standby_captured_in_the_lab_is_critical():
+    from prontuario_cli.replication import facts
+
+    rows = fx.data("pg_rows_frozen_standby.json")
+    outcomes = fx.healthy()
+    primary = facts.parse_pg_node(rows["primary_node"], rows["primary_replication"])
+    outcomes["postgres:mac-studio-1"] = dataclasses.replace(outcomes["postgres:mac-studio-1"], value=dataclasses.replace(primary, timeline=1))
+    outcomes["patroni:mac-studio-2"] = fx.no_answer("patroni:mac-studio-2")
+    outcomes["postgres:mac-studio-2"] = fx.no_answer("postgres:mac-studio-2")
+    report = run(outcomes)
+    assert report.status == Status.CRITICAL, messages(report)
+    assert "commits are waiting for sync standby mac-studio-2 (6 waiting, the oldest for 12.0 s)" in messages(report)
+    row = next(r for r in report.replicas if r.node == "mac-studio-2")
+    assert row.lag_s == 19.645355 and row.replay_lag_bytes == 58368  # not 0 s
+
+
+def test_a_silent_sync_standby_is_critical_even_without_writes():
+    """Nothing written, nothing waiting: it missed its periodic reply (status interval + timeout)."""
+    silent = frozen_standby(replay_lag_bytes=0, flush_lag_bytes=0, write_lag_bytes=0, reply_age_s=12.5)
+    outcomes = with_primary(fx.with_replicas(fx.healthy(), silent, fx.cloud_replica()), status_interval_s=10.0)
+    report = run(outcomes)
+    assert report.status == Status.CRITICAL
+    assert "mac-studio-2: has not replied for 12 s" in messages(report)
+
+
+def test_an_idle_standby_between_its_replies_is_ok():
+    idle = fx.member_replica(replay_lag_bytes=0, flush_lag_bytes=0, write_lag_bytes=0, reply_age_s=9.5)
+    outcomes = with_primary(fx.with_replicas(fx.healthy(), idle, fx.cloud_replica()), status_interval_s=10.0, sync_rep_waiters=0)
+    report = run(outcomes)
+    assert report.status == Status.OK, messages(report)
+
+
+def test_a_commit_waiting_less_than_the_timeout_is_normal():
+    busy = fx.member_replica(replay_lag_s=0.002, replay_lag_bytes=512, flush_lag_bytes=512, reply_age_s=0.01)
+    outcomes = with_primary(fx.with_replicas(fx.healthy(), busy, fx.cloud_replica()), sync_rep_waiters=3, sync_rep_wait_s=0.004)
+    report = run(outcomes)
+    assert report.status == Status.OK, messages(report)
+
+
+def test_a_silent_cloud_replica_is_only_a_warning():
+    cloud = fx.cloud_replica(replay_lag_bytes=4096, flush_lag_bytes=4096, reply_age_s=45.0)
+    report = run(fx.with_replicas(fx.healthy(), fx.member_replica(), cloud))
+    assert report.status == Status.WARNING, messages(report)
+    assert "cloudsql-standin: has not replied for 45 s" in messages(report)
+
+
+def test_commits_waiting_for_a_standby_that_is_not_connected_is_critical():
+    outcomes = with_primary(fx.with_replicas(fx.healthy(), fx.cloud_replica()), sync_rep_waiters=2, sync_rep_wait_s=4.0)
+    report = run(outcomes)
+    assert "commits are waiting for a synchronous standby that is not connected" in messages(report)
+
+
+def test_a_frozen_member_is_not_answering_rather_than_not_a_member():
+    """Patroni's member key expired (ttl), but the node still holds its connections open."""
+    outcomes = fx.with_replicas(fx.healthy(), frozen_standby(), fx.cloud_replica())
+    outcomes = with_primary(outcomes, sync_rep_waiters=10, sync_rep_wait_s=25.0, status_interval_s=10.0)
+    _, cluster = outcomes["patroni:mac-studio-1"].value
+    gone = dataclasses.replace(cluster, members=tuple(m for m in cluster.members if m.name != "mac-studio-2"))
+    outcomes["patroni:mac-studio-1"] = dataclasses.replace(outcomes["patroni:mac-studio-1"], value=(outcomes["patroni:mac-studio-1"].value[0], gone))
+    outcomes["patroni:mac-studio-2"] = fx.no_answer("patroni:mac-studio-2")
+    outcomes["postgres:mac-studio-2"] = fx.no_answer("postgres:mac-studio-2")
+    report = run(outcomes)
+    text = messages(report)
+    assert report.status == Status.CRITICAL
+    assert "mac-studio-2: not answering (frozen?)" in text and "Patroni stopped or never joined" not in text
+    member = next(m for m in report.members if m.node == "mac-studio-2")
+    assert member.status == Status.CRITICAL and "not answering (frozen?)" in member.note
+
+
+def test_a_stopped_patroni_is_still_not_a_member():
+    outcomes = fx.healthy()
+    _, cluster = outcomes["patroni:mac-studio-1"].value
+    gone = dataclasses.replace(cluster, members=tuple(m for m in cluster.members if m.name != "mac-studio-2"))
+    outcomes["patroni:mac-studio-1"] = dataclasses.replace(outcomes["patroni:mac-studio-1"], value=(outcomes["patroni:mac-studio-1"].value[0], gone))
+    outcomes["patroni:mac-studio-2"] = fx.refused("patroni:mac-studio-2")
+    report = run(outcomes)
+    assert "mac-studio-2: not a member of the Patroni cluster (Patroni stopped or never joined)" in messages(report)
+
+
+def test_the_probe_looks_twice_at_a_standby_caught_mid_reply():
+    from prontuario_cli.replication.facts import needs_second_look
+
+    assert needs_second_look([frozen_standby()])
+    assert not needs_second_look([fx.member_replica(reply_age_s=9.0)])  # idle: owes nothing
+    assert not needs_second_look([fx.member_replica(replay_lag_bytes=512, flush_lag_bytes=512, reply_age_s=0.01)])
+
+
 def test_replica_not_streaming_from_the_primary_is_critical():
     report = run(fx.with_replicas(fx.healthy(), fx.cloud_replica()))
     assert report.status == Status.CRITICAL
@@ -156,7 +283,7 @@ def test_a_probe_that_crashed_is_unknown_and_says_bug():
 # --------------------------------------------------------------------------- timeline
 
 
-def test_timeline_change_is_reported_once(tmp_path):
+def test_timeline_change_against_the_record_is_a_warning(tmp_path):
     outcomes = fx.healthy()
     previous = TimelineState("prontuario", 1, "mac-studio-1", "2026-11-25T03:00:00+00:00")
     record_timeline(tmp_path, previous)

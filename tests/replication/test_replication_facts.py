@@ -47,6 +47,18 @@ def test_pg_primary_with_replicas():
     assert not node.replicas[0].synchronous
 
 
+def test_pg_primary_with_a_frozen_sync_standby():
+    """Captured from the lab 12 s after the sync standby was SIGSTOPped, a writer blocked."""
+    rows = data("pg_rows_frozen_standby.json")
+    node = facts.parse_pg_node(rows["primary_node"], rows["primary_replication"])
+    assert (node.sync_rep_waiters, node.sync_rep_wait_s) == (6, 12.005675)
+    assert node.reply_every_s == 10.0
+    standby = next(r for r in node.replicas if r.application_name == "mac-studio-2")
+    assert standby.reply_age_s == 19.645355 and standby.unacknowledged_bytes == 58368
+    assert standby.replay_lag_s is None  # PostgreSQL knows no lag time: the old check showed 0 s
+    assert facts.needs_second_look(node.replicas)
+
+
 def test_pg_replica_timeline_comes_from_its_wal_receiver():
     node = facts.parse_pg_node(pg_rows()["replica_node"])
     assert node.role == "replica" and node.receiver_status == "streaming" and node.timeline == 1

@@ -131,7 +131,11 @@ def test_killed_redis_replica_is_critical(lab):
     wait_healthy(lab)
 
 
-def test_timeline_is_recorded_and_a_later_change_reported_once(lab, isolated_state):
+def timeline_problems(result) -> list[str]:
+    return [p["message"] for p in result.json()["problems"] if p["component"] == "timeline"]
+
+
+def test_a_timeline_change_is_reported_to_every_check_until_acknowledged(lab, isolated_state):
     import json
 
     from prontuario_cli.replication.state import TIMELINE_FILE
@@ -139,13 +143,109 @@ def test_timeline_is_recorded_and_a_later_change_reported_once(lab, isolated_sta
     data = wait_healthy(lab)  # the first check records the timeline
     record = json.loads((isolated_state / TIMELINE_FILE).read_text())
     assert record["timeline"] == data["timeline"]
-    # Pretend the last check saw an older timeline: the next check reports the change, once.
+    # Pretend the last check saw an older timeline: every later check reports the change.
     record["timeline"] = data["timeline"] - 1
     (isolated_state / TIMELINE_FILE).write_text(json.dumps(record))
     first, _ = check(lab)
-    assert first.code == 1 and first.json()["timeline_changed"], first.out
     second, _ = check(lab)
-    assert second.code == 0 and not second.json()["timeline_changed"]
+    for result in (first, second):
+        assert result.code == 1 and result.json()["timeline_changed"], result.out
+        assert timeline_problems(result)[0].startswith(f"timeline changed {data['timeline'] - 1}→{data['timeline']}")
+    acked, _ = check(lab, "--ack-timeline")
+    assert acked.code == 0 and not acked.json()["timeline_changed"], acked.out
+    assert "acknowledged" in acked.err
+
+
+def test_a_drill_switchover_does_not_warn_the_next_checks(lab):
+    data = wait_healthy(lab)
+    drill = run("-i", str(lab.inventory_path), "drill", "failover", "--mode", "switchover", "--yes", "--json")
+    journal = drill.json()
+    assert drill.code == 0, journal["reason"]
+    for _ in range(2):
+        result, _ = check(lab)
+        assert not timeline_problems(result), result.out
+        assert result.json()["timeline"] > data["timeline"]
+        assert result.json()["timeline_expected"]["cause"] == f"drill {journal['run_id']}"
+    assert journal["timeline"].startswith(f"timeline {data['timeline']}→") and "recorded as expected" in journal["timeline"]
+
+
+def test_an_unexpected_switchover_warns_two_checks_in_a_row(lab):
+    from prontuario_cli.cluster import patroni
+    from prontuario_cli.poll import wait_for
+
+    inventory = load_inventory(lab.inventory_path)
+    data = wait_healthy(lab)
+    leader = data["leader"]
+    standby = next(r["node"] for r in data["replicas"] if r["sync_state"] == "sync")
+    # Patroni accepts a switchover only to the standby its sync key names (set on its next loop).
+    wait_for(f"Patroni naming {standby} sync standby", lambda: patroni.sync_standby(patroni.cluster_view(inventory)) == standby, 30)
+    patroni.switchover(inventory, leader, standby)  # nobody announced it: not a drill
+
+    def switched():
+        result, _ = check(lab)
+        only_timeline = all(p["component"] == "timeline" for p in result.json()["problems"])
+        return result.json()["leader"] == standby and result.code == 1 and only_timeline
+
+    wait_for(f"{standby} leading, the rest healthy", switched, RECOVERY_S, interval_s=1.0)
+    for _ in range(2):  # not consumed by the first look: monitoring and people both see it
+        result, _ = check(lab)
+        assert result.code == 1, result.out
+        (message,) = timeline_problems(result)
+        assert message.startswith(f"timeline changed {data['timeline']}→") and f"leader now {standby}, was {leader}" in message
+    acked, _ = check(lab, "--ack-timeline")
+    assert acked.code == 0, acked.out
+
+
+def test_a_frozen_sync_standby_is_critical_and_named_within_the_bound(lab):
+    """SIGSTOP the sync standby (every PostgreSQL process and Patroni) while a client writes:
+    commits wait for it. The check must say CRITICAL, name the standby, and never show 0 s of
+    lag with bytes behind — each check within timeout + 0.5 s."""
+    from prontuario_cli.cluster import haproxy as ha
+    from prontuario_cli.cluster.nodes import node_access
+    from prontuario_cli.drill.probes import pg_write_probe, prepare_table
+    from prontuario_cli.poll import wait_for
+
+    inventory = load_inventory(lab.inventory_path)
+    data = wait_healthy(lab)
+    standby = next(r["node"] for r in data["replicas"] if r["sync_state"] == "sync")
+    target = ha.frontend_target(inventory, application_name="prontuario-test")
+    prepare_table(target)
+    access = node_access(inventory)
+    writes = None
+    seen: dict = {}
+    try:
+        access.act(standby, "postgres", "hang")
+        writes = pg_write_probe(target, f"frozen-{time.time_ns()}", max_duration_s=30).start()
+
+        def critical():
+            result, elapsed = check(lab)
+            assert elapsed < bound(lab), f"the check took {elapsed:.2f} s"
+            report = result.json()
+            seen["last"] = report["summary"]
+            row = next((r for r in report["replicas"] if r["node"] == standby), None)
+            if row is not None and (row["replay_lag_bytes"] or 0) > 0:
+                assert row["lag_s"] is None or row["lag_s"] > 0, row  # never 0 s with bytes behind
+            named = [p for p in report["problems"] if p["status"] == "critical" and standby in p["message"]
+                     and ("commits are waiting for sync standby" in p["message"] or "has not replied" in p["message"])]
+            return result.code == 2 and named and report
+
+        wait_for(f"CRITICAL naming {standby}", critical, 15, interval_s=0.5, last_state=lambda: seen.get("last", ""))
+
+        # Past Patroni's ttl its member key expires: the node is frozen, not "stopped or never joined".
+        def frozen():
+            result, elapsed = check(lab)
+            assert elapsed < bound(lab), f"the check took {elapsed:.2f} s"
+            messages = [p["message"] for p in result.json()["problems"]]
+            seen["last"] = "; ".join(messages)
+            assert not [m for m in messages if m.startswith(f"{standby}: not a member")], messages
+            return result.code == 2 and any(m.startswith(f"{standby}: not answering (frozen?)") for m in messages)
+
+        wait_for(f"{standby} reported as not answering (frozen?)", frozen, 45, interval_s=1.0, last_state=lambda: seen.get("last", ""))
+    finally:
+        access.act(standby, "postgres", "resume")
+        if writes is not None:
+            writes.stop()
+    wait_healthy(lab)
 
 
 def test_a_query_on_a_hung_backend_is_cut_at_the_deadline(lab):
