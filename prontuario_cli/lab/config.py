@@ -395,6 +395,9 @@ def cluster_yaml(spec: LabSpec) -> str:
             "haproxy_backup_port": spec.standin_api_port,
         },
         "paths": {
+            # The lab's own audit log: commands run with -i DIR/cluster.yaml never write
+            # to the machine's (production) audit log.
+            "audit_log": str(spec.audit_log_path),
             "state_dir": str(spec.sub("state")),
             "reports_dir": str(spec.sub("reports")),
             "metrics_textfile": str(spec.sub("metrics", "prontuario.prom")),

@@ -97,7 +97,7 @@ class Lab:
         return components(self.spec)
 
     def up(self) -> LabUpReport:
-        """Bring the lab up (idempotent) and wait until every component is healthy."""
+        """Bring the lab up (idempotent); return once ``replication check`` would say OK."""
         result = _up.bring_up(self.spec, self.say)
         return LabUpReport(result["fresh"], tuple(result["started"]), result["seconds"], str(self.inventory_path), self.status())
 
@@ -125,6 +125,7 @@ class Lab:
         steps += [
             f"create database {self.spec.database} on the leader",
             "wait: etcd healthy, Patroni leader + sync standby, HAProxy writable, stand-in streaming, Sentinel quorum",
+            "wait: settled as 'replication check' sees it (HAProxy read servers UP and backup DOWN, Sentinels agree, ...)",
         ]
         return LabPlan(str(self.dir), "up", tuple(steps))
 

@@ -150,6 +150,17 @@ def pg_query(
     return _or_default(None, call)
 
 
+def pg_rows(port: int, sql: str, *, dbname: str = "postgres", timeout_s: float = 2.0) -> list[dict[str, Any]] | None:
+    """Every row of ``sql`` on 127.0.0.1:``port`` as dicts; None when it could not run."""
+    from prontuario_cli.connect.postgres import PgTarget, session
+
+    def call() -> list[dict[str, Any]]:
+        with session(PgTarget(HOST, port, dbname=dbname), _deadline(timeout_s), read_only=True) as pg:
+            return pg.execute(sql)
+
+    return _or_default(None, call)
+
+
 def pg_in_recovery(port: int, timeout_s: float = 2.0) -> bool | None:
     row = pg_query(port, "SELECT pg_is_in_recovery()", timeout_s=timeout_s)
     return bool(row[0]) if row else None
@@ -180,6 +191,14 @@ def redis_role(port: int, timeout_s: float = 1.0) -> str | None:
     if role == "slave":
         return "replica" if info.get("master_link_status") == "up" else "replica (link down)"
     return "primary" if role == "master" else role
+
+
+def redis_replication(port: int, timeout_s: float = 1.0) -> dict[str, str] | None:
+    """``INFO replication`` as a dict (role, master_host, master_link_status...); None when Redis does not answer."""
+    from prontuario_cli.connect.redis import info_fields
+
+    replies = _redis(port, [("INFO", "replication")], timeout_s)
+    return (info_fields(replies[0]) or None) if replies else None
 
 
 def sentinel_master(port: int, name: str, timeout_s: float = 1.0) -> dict[str, str] | None:

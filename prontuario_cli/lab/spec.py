@@ -17,10 +17,14 @@ for mac-studio-1, mac-studio-2, witness)::
 Profiles (the numbers are also written to the lab's cluster.yaml ``health_checks``):
 
 ``seed``
-    The brief's HAProxy checks: inter 5 s, timeout 2 s, fall 3, rise 2. Patroni ttl 20,
-    loop_wait 2, retry_timeout 4 (measured RTO for kill -9 of a node: 24-26 s, inside the
-    30 s target; Patroni's defaults ttl 30 / loop_wait 10 miss it). Sentinel
-    down-after-milliseconds 5000.
+    The brief's HAProxy checks for a healthy server: inter 5 s, timeout 2 s, fall 3.
+    HAProxy's own checks for a server changing state: fastinter 1 s (the 2nd and 3rd
+    failures are confirmed 1 s apart), downinter 1 s and rise 1 (a new primary is UP
+    within about a second of Patroni promoting it; /primary answers 200 only to the
+    holder of the leader key, so one good check is enough). Patroni ttl 20, loop_wait 2,
+    retry_timeout 4 (Patroni's defaults ttl 30 / loop_wait 10 miss the 30 s target).
+    Measured RTO (benchmarks/failover): kill -9 of a node about 19-21 s, SIGSTOP about
+    22.5 s, graceful stop and switchover 3.4-5 s. Sentinel down-after-milliseconds 5000.
 ``fast``
     The lowest safe RTO: Patroni 4.1.5 floors ttl at 20 s, so ttl 20, loop_wait 1,
     retry_timeout 4 (loop_wait + 2 x retry_timeout = 9 <= ttl). HAProxy inter 1 s,
@@ -50,7 +54,10 @@ PG_BIN = "/usr/lib/postgresql/15/bin"
 
 @dataclass(frozen=True)
 class Profile:
-    """Failover timing knobs: HAProxy checks, Patroni DCS timings, Sentinel detection."""
+    """Failover timing knobs: HAProxy checks, Patroni DCS timings, Sentinel detection.
+
+    What each one costs or buys in RTO is tabled in the README ("Failover timings").
+    """
 
     name: str
     inter_s: float
@@ -66,7 +73,7 @@ class Profile:
 
 
 PROFILES = {
-    "seed": Profile("seed", 5.0, 2.0, 3, 2, None, None, ttl=20, loop_wait=2, retry_timeout=4, sentinel_down_after_ms=5000),
+    "seed": Profile("seed", 5.0, 2.0, 3, 1, 1.0, 1.0, ttl=20, loop_wait=2, retry_timeout=4, sentinel_down_after_ms=5000),
     "fast": Profile("fast", 1.0, 1.0, 2, 1, 0.5, 1.0, ttl=20, loop_wait=1, retry_timeout=4, sentinel_down_after_ms=2000),
 }
 
@@ -152,6 +159,11 @@ class LabSpec:
     @property
     def inventory_path(self) -> Path:
         return self.sub("cluster.yaml")
+
+    @property
+    def audit_log_path(self) -> Path:
+        """The lab's own audit log (the lab inventory's ``paths.audit_log``)."""
+        return self.sub("state", "audit.jsonl")
 
     @property
     def haproxy_socket(self) -> Path:

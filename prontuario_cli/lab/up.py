@@ -36,6 +36,9 @@ HAPROXY_TIMEOUT = 60
 STANDIN_TIMEOUT = 120
 REDIS_TIMEOUT = 30
 SENTINEL_TIMEOUT = 60
+# Last wait: until 'replication check' would say OK. HAProxy may need rise checks at
+# its slowest interval for a server that failed its first check, then some slack.
+SETTLED_TIMEOUT = 60
 
 
 def is_fresh(spec: LabSpec) -> bool:
@@ -366,7 +369,44 @@ def bring_up(spec: LabSpec, say: Say) -> dict:
             last_state=lambda p=port: health.describe_sentinel(health.sentinel_master(p, spec.redis_master)),
         )
     say("lab: Sentinel quorum reached")
+    wait_settled(spec, comps, pids, SETTLED_TIMEOUT)
+    say("lab: settled (what 'replication check' looks at is OK)")
     return {"fresh": fresh, "started": started, "seconds": round(time.monotonic() - t0, 2)}
+
+
+def wait_settled(spec: LabSpec, comps: dict[str, Component], pids: dict[str, int], timeout_s: float) -> None:
+    """Wait until nothing ``replication check`` looks at is still settling (see :mod:`ready`).
+
+    A process dying meanwhile ends the wait at once; a time-out names the first
+    component still settling, with its log, and everything else still missing.
+    """
+    from prontuario_cli.lab import ready
+    from prontuario_cli.lab.components import log_of
+    from prontuario_cli.poll import wait_for
+
+    last: list[ready.Gap] = []
+
+    def settled() -> bool:
+        for name, pid in pids.items():
+            if not alive(pid):
+                raise health.StopWaiting(_exited(comps[name], pid))
+        last[:] = ready.gaps(spec)
+        return not last
+
+    def timed_out(_: str) -> UnavailableError:
+        first = last[0].component if last else "haproxy"
+        log = log_of(spec, first) if first in comps else None
+        where = f" (log: {log})" if log else ""
+        return UnavailableError(
+            f"{first}: not settled within {timeout_s:g} s ('replication check' would not say OK); "
+            f"last seen: {ready.describe(last)}{where}",
+            hint=f"read it with: prontuario lab logs {first}; then: prontuario -i {spec.inventory_path} replication status",
+        )
+
+    try:
+        wait_for("lab settled", settled, timeout_s, interval_s=0.25, on_timeout=timed_out)
+    except health.StopWaiting as stop:
+        raise stop.error from None
 
 
 def start_one(spec: LabSpec, name: str, say: Say) -> int:

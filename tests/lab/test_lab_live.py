@@ -209,12 +209,15 @@ def scratch_lab():
     reason = lab_prerequisites_missing()
     if reason:  # the lab is part of what is tested: never skip it silently
         pytest.fail(f"the lab cannot run here: {reason}")
-    path = "/tmp/prontuario-test-lab-25200"
+    from tests.conftest import LAB_BASE_PORT
+
+    base_port = LAB_BASE_PORT + 200  # next to the session lab's ports, never inside them
+    path = f"/tmp/prontuario-test-lab-{base_port}"
     shutil.rmtree(path, ignore_errors=True)
     labs = []
 
     def make(**kw):
-        instance = Lab(path, base_port=25200, say=lambda text: None, **kw)
+        instance = Lab(path, base_port=base_port, say=lambda text: None, **kw)
         labs.append(instance)
         return instance
 
@@ -256,3 +259,29 @@ def test_an_occupied_port_is_named_with_the_component_and_its_log(scratch_lab):
     assert "etcd-mac-studio-1" in message
     assert str(instance.spec.log_dir / "etcd-mac-studio-1.log") in message
     assert int(caught.value.exit_code) in (20, 69)
+
+
+# --------------------------------------------------------------------------- settled
+
+
+def test_up_returns_only_when_replication_check_says_ok(scratch_lab):
+    """`lab up && prontuario replication check` must not warn: a fresh seed lab (the brief's
+    5 s checks), then again after HAProxy lost its read servers (they must rise again)."""
+    from prontuario_cli import replication
+    from prontuario_cli.connect.haproxy import runtime_command
+    from prontuario_cli.inventory import load_inventory
+    from prontuario_cli.report import Status
+
+    instance = scratch_lab(profile="seed")
+    instance.up()
+    inventory = load_inventory(str(instance.inventory_path))
+    report = replication.check(inventory)
+    assert report.status == Status.OK, [p.message for p in report.problems]
+
+    sock = str(instance.spec.haproxy_socket)
+    for node in ("mac-studio-1", "mac-studio-2"):
+        runtime_command(sock, f"set server read/{node} health down", time.monotonic() + 5)
+    assert not [s for s in health.haproxy_servers(instance.spec.haproxy_socket) if s.proxy == "read" and s.up]
+    instance.up()  # idempotent: starts nothing, but waits until the read servers are UP again
+    report = replication.check(inventory)
+    assert report.status == Status.OK, [p.message for p in report.problems]

@@ -54,7 +54,7 @@ def test_lab_inventory_validates_and_carries_the_profile(profile):
     assert (inv.health_checks.interval_s, inv.health_checks.timeout_s, inv.health_checks.fall, inv.health_checks.rise) == (
         t.inter_s, t.timeout_s, t.fall, t.rise,
     )  # fmt: skip
-    assert inv.health_checks.fastinter_s == t.fastinter_s
+    assert (inv.health_checks.fastinter_s, inv.health_checks.downinter_s) == (t.fastinter_s, t.downinter_s)
     assert inv.cloud.api_base_url == f"http://127.0.0.1:{spec.standin_api_port}"
     assert inv.cloud.haproxy_backup_port == spec.standin_api_port
     assert inv.cloud.data.port == spec.standin_pg_port
@@ -63,9 +63,55 @@ def test_lab_inventory_validates_and_carries_the_profile(profile):
     assert inv.node("mac-studio-1").ports.haproxy_write == spec.haproxy_write_port
 
 
+def test_lab_inventory_names_its_own_audit_log_inside_the_lab_dir(monkeypatch):
+    """Resolved without $PRONTUARIO_AUDIT_LOG (it overrides the inventory, and conftest sets it)."""
+    from pathlib import Path
+
+    from prontuario_cli.paths import audit_log_path
+
+    spec = LabSpec(dir="/srv/lab", base_port=15500)
+    inv = parse_inventory(config.cluster_yaml(spec), "lab/cluster.yaml")
+    assert inv.paths.audit_log is not None and Path(inv.paths.audit_log).is_relative_to("/srv/lab")
+    assert inv.paths.audit_log == "/srv/lab/state/audit.jsonl"
+    monkeypatch.delenv("PRONTUARIO_AUDIT_LOG", raising=False)
+    for state_env in ("/elsewhere/state", None):  # with and without a state dir override
+        if state_env:
+            monkeypatch.setenv("PRONTUARIO_STATE_DIR", state_env)
+        else:
+            monkeypatch.delenv("PRONTUARIO_STATE_DIR", raising=False)
+        assert audit_log_path(inv) == Path("/srv/lab/state/audit.jsonl")
+        assert audit_log_path(inv) != audit_log_path(None), "the lab must not share the default audit log"
+
+
+@pytest.mark.parametrize("command", [("lab", "up", "--dry-run"), ("drill", "failover", "--mode", "kill", "--dry-run")])
+def test_lab_commands_audit_into_the_lab_audit_log_not_the_default(tmp_path, monkeypatch, command):
+    import json
+
+    from prontuario_cli.paths import audit_log_path
+    from tests.helpers import run
+
+    lab_dir = tmp_path / "lab"
+    lab_dir.mkdir()
+    spec = LabSpec(dir=str(lab_dir), base_port=15500)
+    (lab_dir / "cluster.yaml").write_text(config.cluster_yaml(spec))
+    # Let the inventory decide; the default (no inventory) then stays inside this test's
+    # state dir, standing in for /var/log/prontuario/audit.jsonl.
+    monkeypatch.delenv("PRONTUARIO_AUDIT_LOG", raising=False)
+    default = audit_log_path(None)
+    result = run("-i", str(lab_dir / "cluster.yaml"), *command, "--json")
+    assert result.code == 0, result.err
+    assert not default.exists(), f"a lab command wrote to the default audit log {default}"
+    entries = [json.loads(line) for line in (lab_dir / "state" / "audit.jsonl").read_text().splitlines()]
+    assert [(e["command"], e["outcome"]) for e in entries] == [(" ".join(command[:2]), "dry-run")]
+
+
 def test_seed_profile_meets_the_brief_and_patroni_rule():
     seed = PROFILES["seed"]
-    assert (seed.inter_s, seed.timeout_s, seed.fall, seed.rise) == (5.0, 2.0, 3, 2)
+    # The brief's checks for a healthy server: every 5 s, timeout 2 s, 3 failures.
+    assert (seed.inter_s, seed.timeout_s, seed.fall) == (5.0, 2.0, 3)
+    # HAProxy's own faster checks only while a server changes state or is down.
+    assert seed.fastinter_s is not None and seed.fastinter_s < seed.inter_s
+    assert seed.downinter_s is not None and seed.downinter_s < seed.inter_s
     for profile in PROFILES.values():
         assert profile.ttl >= 20, "Patroni 4.1.5 raises ttl below 20 s anyway"
         assert profile.loop_wait + 2 * profile.retry_timeout <= profile.ttl
@@ -104,10 +150,12 @@ def test_haproxy_config_is_valid_and_routes_by_patroni(tmp_path, profile):
         assert needle in text
     for node in MACS:
         assert f"check port {spec.node_ports(node).patroni}" in text
-    if profile == "fast":
-        assert "fastinter 500ms" in text and "downinter 1s" in text
-    else:
-        assert "inter 5s" in text and "fall 3" in text and "rise 2" in text and "timeout check 2s" in text
+    t = PROFILES[profile]
+    seconds = config._seconds
+    assert f"default-server inter {seconds(t.inter_s)} fastinter {seconds(t.fastinter_s)} downinter {seconds(t.downinter_s)} fall {t.fall} rise {t.rise}" in text
+    assert f"timeout check {seconds(t.timeout_s)}" in text
+    if profile == "seed":
+        assert "inter 5s " in text and "fall 3" in text and "timeout check 2s" in text
     (tmp_path / "haproxy").mkdir()
     (tmp_path / "haproxy" / "haproxy.cfg").write_text(text)
     result = subprocess.run(config.haproxy_argv(spec, check_only=True), capture_output=True, text=True, timeout=30)
@@ -275,3 +323,50 @@ def test_redis_reply_shapes_the_probes_read():
     assert info_fields(ReplyError("LOADING", "LOADING")) == {} and info_fields(None) == {}
     assert reply_pairs(["name", "prontuario", "ip", "127.0.0.1", "port", 25004]) == {"name": "prontuario", "ip": "127.0.0.1", "port": "25004"}
     assert reply_pairs(ReplyError("ERR No such master with that name", "ERR")) == {} and reply_pairs(None) == {}
+
+
+def test_settled_names_every_component_when_nothing_answers(tmp_path):
+    """What 'lab up' waits for last: each thing 'replication check' reads, named, never an exception."""
+    import socket
+
+    from prontuario_cli.lab import ready
+
+    def listening(port: int) -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    base = None
+    for candidate in range(64000, 65400, 100):  # a range where no lab listens right now
+        if not any(listening(p) for p in all_ports(LabSpec(dir=str(tmp_path), base_port=candidate))):
+            base = candidate
+            break
+    assert base is not None, "no free port range for the test"
+    found = ready.gaps(LabSpec(dir=str(tmp_path), base_port=base))
+    components = {gap.component for gap in found}
+    for name in ("patroni-mac-studio-1", "patroni-mac-studio-2", "cloudsql-replica", "redis-mac-studio-1", "sentinel-witness", "haproxy"):
+        assert name in components, (name, found)
+    assert ready.describe(found).startswith("patroni-mac-studio-1: REST API not answering")
+    assert ready.describe([]) == "settled"
+
+
+def test_wait_settled_names_what_is_still_settling_with_its_log(tmp_path, monkeypatch):
+    from prontuario_cli.errors import OperationFailed, UnavailableError
+    from prontuario_cli.lab import ready, up
+
+    spec = LabSpec(dir=str(tmp_path))
+    still = [ready.Gap("haproxy", "no read server UP (mac-studio-1 DOWN, mac-studio-2 DOWN)"), ready.Gap("sentinel-witness", "no quorum yet")]
+    monkeypatch.setattr(ready, "gaps", lambda spec: still)
+    with pytest.raises(UnavailableError) as caught:
+        up.wait_settled(spec, components(spec), {}, 0.3)
+    message = caught.value.message
+    assert message.startswith("haproxy: not settled within 0.3 s ('replication check' would not say OK)")
+    assert "no read server UP" in message and "sentinel-witness: no quorum yet" in message
+    assert f"(log: {spec.log_dir / 'haproxy.log'})" in message
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with pytest.raises(OperationFailed, match="haproxy exited during start-up"):
+        up.wait_settled(spec, components(spec), {"haproxy": gone.pid}, 30)  # at once, not after 30 s
+
+    monkeypatch.setattr(ready, "gaps", lambda spec: [])
+    up.wait_settled(spec, components(spec), {}, 0.3)
