@@ -12,7 +12,7 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Iterator, Optional, TextIO
+from typing import Any, Callable, Iterator, Optional, TextIO
 
 import typer
 
@@ -144,13 +144,19 @@ def output_options(func=None, *, nagios: bool = False):
     return wrapper
 
 
-def emit(report: Any, exit_code: ExitCode | int | None = None) -> None:
-    """Render a report to stdout and end the command with its exit code."""
+def emit(report: Any, exit_code: ExitCode | int | None = None, *, after: Callable[[], None] | None = None) -> None:
+    """Render a report to stdout and end the command with its exit code.
+
+    ``after`` runs once the report is rendered, before the exit (a verdict line that
+    must be the last thing on screen).
+    """
     from prontuario_cli.cli.output import render
 
     env = get_env()
     width = None if _isatty(env.stdout) else int(os.environ.get("COLUMNS") or 160)  # piped tables: wide
     render(report, env.output_format, env.stdout, color=env.color, width=width)
+    if after is not None:
+        after()
     if exit_code is None:
         own = getattr(report, "exit_code", None)
         exit_code = own() if callable(own) else ExitCode.OK

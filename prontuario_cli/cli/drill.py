@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
 import typer
 
 from prontuario_cli.cli.common import audited, confirm, emit, get_env, output_options
+
+
+class Mode(str, Enum):
+    """The failover drill's fault (a Choice: shown in --help and TAB-completed)."""
+
+    switchover = "switchover"
+    kill = "kill"
+    stop = "stop"
+    hang = "hang"
+
+
+class Service(str, Enum):
+    postgres = "postgres"
+    redis = "redis"
+
 
 app = typer.Typer(
     help=(
         "Rehearse failover on a schedule: daily health, weekly failover, monthly cloud fallback, with measured RTO/RPO."
         "\n\nExit codes: 0 passed, 10 target missed, 12 aborted before the fault, 20 failed (also: interrupted, then rolled back),"
-        " 13 rollback failed or abandoned (a second Ctrl-C), 130 interrupted before anything was changed."
+        " 13 rollback failed or abandoned (a second Ctrl-C), 75 another drill holds the lock (wait for it),"
+        " 130 interrupted before anything was changed."
+        "\n\nOn a terminal: live steps, the watcher's events and the write counters, then one verdict line;"
+        " -v or --format table adds the full tables. Piped: timestamped lines on stderr, JSON on stdout."
         "\n\nExample: prontuario drill failover --mode kill --yes"
     ),
     no_args_is_help=True,
@@ -18,7 +38,7 @@ app = typer.Typer(
 )
 
 
-def _run(command: str, args: dict, experiment, question: str, *, dry_run: bool, yes: bool) -> None:
+def _run(command: str, args: dict, experiment, question: str, view, *, dry_run: bool, yes: bool) -> None:
     """Plan (--dry-run) or confirm, run under the lock, audit, report: the same for every drill."""
     from prontuario_cli import drill
     from prontuario_cli.report import Message
@@ -31,22 +51,62 @@ def _run(command: str, args: dict, experiment, question: str, *, dry_run: bool, 
             emit(Message("plan:\n" + "\n".join(f"  {i}. {step}" for i, step in enumerate(plan, 1)), {"plan": plan}))
             return
         confirm(f"{question} (on {inventory.source})", yes=yes)
-        journal = drill.run(inventory, experiment, env.say, profile=drill.lab_profile(inventory))
+        with view:
+            journal = drill.run(inventory, experiment, view.say, profile=drill.lab_profile(inventory), progress=view.progress)
         details.update(verdict=journal.verdict, run_id=journal.run_id, journal=journal.journal_path)
-    env.say(f"journal: {journal.journal_path}")
-    env.say(f"report:  {journal.report_path}")
+    _finish(journal, view)
+
+
+def _finish(journal, view) -> None:
+    """The end of a drill on screen: a short summary (or the tables), then the verdict line last.
+
+    The full tables are shown with -v, an explicit --format, or when stdout is not a
+    terminal (the data for scripts: JSON when piped, unchanged).
+    """
+    from prontuario_cli.cli.common import _isatty
+
+    env = get_env()
+    if journal.reason and journal.verdict != "passed":
+        view.say(f"reason: {journal.reason}")
     if journal.verdict == "rollback-failed":
-        env.say("ROLLBACK FAILED — the cluster is not back to its steady state; act now (see the report)")
+        view.say("ROLLBACK FAILED — the cluster is not back to its steady state; act now (see the report)")
         if journal.left_to_do:
-            env.say("left to do: " + "; ".join(journal.left_to_do))
-    emit(journal)  # exits with the verdict's code: 130 only when a Ctrl-C came before anything changed
+            view.say("left to do: " + "; ".join(journal.left_to_do))
+    view.say(f"journal: {journal.journal_path}")
+    if env.verbose or env.format is not None or not _isatty(env.stdout):
+        emit(journal, after=lambda: view.verdict(journal.verdict, verdict_text(journal)))  # exits with the verdict's code
+        return
+    view.say("full tables: add -v, or --format table")
+    view.verdict(journal.verdict, verdict_text(journal))
+    code = int(journal.exit_code())
+    if code:
+        raise typer.Exit(code)
+
+
+def verdict_text(journal) -> str:
+    """``RTO 27.2 s (< 30)  RPO 0  report: …``: RTO/RPO always, other targets when missed."""
+    parts = []
+    for t in journal.targets:
+        short = t.name.split(" ")[0] if t.name.startswith(("RTO", "RPO")) else t.name
+        if not short.startswith(("RTO", "RPO")) and t.met:
+            continue
+        if t.value is None:
+            parts.append(f"{short} not measured")
+        elif t.unit == "s":
+            parts.append(f"{short} {t.value:.1f} s ({t.comparison} {t.target:g})")
+        else:
+            parts.append(f"{short} {t.value:g}" + ("" if t.met else f" {t.unit} ({t.comparison} {t.target:g})"))
+    if not parts and journal.targets:
+        parts.append(f"{len(journal.targets)} targets met")
+    parts.append(f"report: {journal.report_path}")
+    return "  ".join(parts)
 
 
 @app.command("failover")
 @output_options
 def failover(
-    mode: str = typer.Option("kill", "--mode", "-m", help="switchover (planned), kill (node loss), stop (graceful), hang (SIGSTOP)."),
-    service: str = typer.Option("postgres", "--service", "-s", help="postgres (Patroni) or redis (Sentinel)."),
+    mode: Mode = typer.Option(Mode.kill, "--mode", "-m", help="switchover (planned), kill (node loss), stop (graceful), hang (SIGSTOP)."),
+    service: Service = typer.Option(Service.postgres, "--service", "-s", help="postgres (Patroni) or redis (Sentinel)."),
     restore_primary: bool = typer.Option(False, "--restore-primary", help="After the rollback, switch back to the original primary."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; touch nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (for cron)."),
@@ -55,13 +115,18 @@ def failover(
 
     Example: prontuario -i /var/lib/prontuario/lab/cluster.yaml drill failover --mode kill --yes
     """
-    experiment = _failover_experiment(get_env().inventory(), mode, service, restore_primary)
+    from prontuario_cli.cli.progress import for_env
+
+    env = get_env()
+    view = for_env(env)
+    mode, service = Mode(mode).value, Service(service).value
+    experiment = _failover_experiment(env.inventory(), mode, service, restore_primary, view.progress)
     args = {"mode": mode, "service": service, "restore_primary": restore_primary}
     question = f"run a {mode} failover drill of {service}? It really fails the primary over"
-    _run("drill failover", args, experiment, question, dry_run=dry_run, yes=yes)
+    _run("drill failover", args, experiment, question, view, dry_run=dry_run, yes=yes)
 
 
-def _failover_experiment(inventory, mode: str, service: str, restore_primary: bool):
+def _failover_experiment(inventory, mode: str, service: str, restore_primary: bool, progress=None):
     from prontuario_cli import drill
     from prontuario_cli.drill.failover import MODES, FailoverOptions, PostgresFailover
     from prontuario_cli.errors import UsageError
@@ -74,8 +139,8 @@ def _failover_experiment(inventory, mode: str, service: str, restore_primary: bo
     if service == "redis":
         from prontuario_cli.drill.redis_failover import RedisFailover
 
-        return RedisFailover(inventory, FailoverOptions(mode=mode, restore_primary=restore_primary), run_id, get_env().say)
-    return PostgresFailover(inventory, FailoverOptions(mode=mode, restore_primary=restore_primary), run_id, get_env().say)
+        return RedisFailover(inventory, FailoverOptions(mode=mode, restore_primary=restore_primary), run_id, get_env().say, progress)
+    return PostgresFailover(inventory, FailoverOptions(mode=mode, restore_primary=restore_primary), run_id, get_env().say, progress)
 
 
 @app.command("health")
@@ -93,12 +158,14 @@ def health(
     Example: prontuario drill health --yes --format table
     """
     from prontuario_cli import drill
+    from prontuario_cli.cli.progress import for_env
     from prontuario_cli.drill.health import HealthDrill
 
     env = get_env()
-    experiment = HealthDrill(env.inventory(), drill.new_run_id("health", "checks"), env.say)
+    view = for_env(env)
+    experiment = HealthDrill(env.inventory(), drill.new_run_id("health", "checks"), view.say, view.progress)
     question = "run the health drill? It briefly fails one HAProxy read check"
-    _run("drill health", {}, experiment, question, dry_run=dry_run, yes=yes)
+    _run("drill health", {}, experiment, question, view, dry_run=dry_run, yes=yes)
 
 
 @app.command("cloud")
@@ -116,12 +183,14 @@ def cloud(
     Example: prontuario -i /var/lib/prontuario/lab/cluster.yaml drill cloud --yes
     """
     from prontuario_cli import drill
+    from prontuario_cli.cli.progress import for_env
     from prontuario_cli.drill.cloud import CloudDrill
 
     env = get_env()
-    experiment = CloudDrill(env.inventory(), drill.new_run_id("cloud", "both-macs-lost"), env.say)
+    view = for_env(env)
+    experiment = CloudDrill(env.inventory(), drill.new_run_id("cloud", "both-macs-lost"), view.say, progress=view.progress)
     question = f"run the cloud drill? It takes BOTH Macs down and promotes {experiment.instance}"
-    _run("drill cloud", {"instance": experiment.instance}, experiment, question, dry_run=dry_run, yes=yes)
+    _run("drill cloud", {"instance": experiment.instance}, experiment, question, view, dry_run=dry_run, yes=yes)
 
 
 from prontuario_cli.cli import drill_history  # noqa: E402 - schedule, history and report

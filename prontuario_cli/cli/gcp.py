@@ -59,9 +59,13 @@ def promote(
     from prontuario_cli.gcp.promote import Promotion
     from prontuario_cli.report import Message
 
+    from prontuario_cli.cli.progress import for_env
+
     env = get_env()
     inventory = env.inventory()
-    promotion = Promotion(inventory, instance, reason, force=force, say=env.say)
+    view = for_env(env)
+    promotion = Promotion(inventory, instance, reason, force=force, say=view.say)
+    promotion.progress = view.progress  # each step once, live on a terminal
     args = {"instance": promotion.instance, "reason": reason, "force": force, "resume": resume, "drill": promotion.drill}
     with audited("gcp promote", args, dry_run=dry_run) as details:
         plan = promotion.preview(resume=resume)
@@ -81,7 +85,8 @@ def promote(
             return
         if not resume:
             confirm(typed=promotion.instance, yes=yes, question=f"PROMOTE {promotion.instance} to a stand-alone primary" + (" after FENCING the reachable Macs" if force and any(h.reachable for h in plan.macs) else ""))
-        report = promotion.run(resume=resume)
+        with view:
+            report = promotion.run(resume=resume)
         details.update(run_id=report.run_id, rto_s=report.rto_s, rpo_s=report.rpo_s, operation=report.operation)
     _say_targets(report)
     emit(report)
@@ -118,9 +123,13 @@ def failback(
     from prontuario_cli.gcp.failback import Failback
     from prontuario_cli.report import Message
 
+    from prontuario_cli.cli.progress import for_env
+
     env = get_env()
     inventory = env.inventory()
-    runbook = Failback(inventory, instance, say=env.say, confirm=lambda question: confirm(question, yes=yes))
+    view = for_env(env)
+    runbook = Failback(inventory, instance, say=view.say, confirm=lambda question: confirm(question, yes=yes))
+    runbook.progress = view.progress  # each step once, live on a terminal
     with audited("gcp failback", {"instance": runbook.instance, "resume": resume}, dry_run=dry_run) as details:
         steps = runbook.plan()
         env.say(f"runbook: {'resume ' if resume else ''}failback from {runbook.instance} to the Macs")
@@ -129,6 +138,12 @@ def failback(
         if dry_run:
             emit(Message("dry run: nothing was changed", {"plan": steps}))
             return
-        report = runbook.run(resume=resume)
+        with view:
+            report = runbook.run(resume=resume)
         details.update(run_id=report.run_id, completed=report.completed)
+        if report.completed:  # the Macs restarted on purpose: their new timeline is no surprise
+            from prontuario_cli.replication import record_operation_timeline
+
+            details["timeline"] = record_operation_timeline(inventory, f"gcp failback {report.run_id}")
+            env.say(details["timeline"])
     emit(report)

@@ -68,7 +68,10 @@ def _lab_dir(directory: Optional[Path]) -> Path:
 def _open(directory: Optional[Path], profile: Optional[str] = None, base_port: Optional[int] = None):
     from prontuario_cli.lab import Lab
 
-    return Lab(_lab_dir(directory), profile=profile, base_port=base_port, say=get_env().say)
+    from prontuario_cli.cli.progress import for_env
+
+    # The lab's own lines, through the progress view: timestamped when not on a terminal.
+    return Lab(_lab_dir(directory), profile=profile, base_port=base_port, say=for_env(get_env()).say)
 
 
 @app.command("up")

@@ -34,8 +34,12 @@ def new_run_id(drill: str, mode: str) -> str:
     return f"{stamp}-{drill}-{mode}-{socket.gethostname().split('.')[0]}-{os.getpid()}"
 
 
-def run(inventory: Inventory, experiment, say: Callable[[str], None], *, profile: str | None = None) -> Journal:
-    """Run one drill under the lock; the journal is saved whatever happens."""
+def run(inventory: Inventory, experiment, say: Callable[[str], None], *, profile: str | None = None, progress: Callable[[dict], None] | None = None) -> Journal:
+    """Run one drill under the lock; the journal is saved whatever happens.
+
+    ``progress`` receives structured events (steps started and done, the watcher's
+    events, the write probe's counters); ``say`` the rest, as text.
+    """
     from prontuario_cli.paths import state_dir
 
     journal = Journal(
@@ -55,7 +59,7 @@ def run(inventory: Inventory, experiment, say: Callable[[str], None], *, profile
                 journal.reason = "interrupted by the operator before the fault (nothing was changed)"
                 journal.ended_at = utc_now()
                 return journal
-            run_experiment(experiment, journal, say)
+            run_experiment(experiment, journal, say, progress)
             if journal.verdict != "aborted":
                 journal.timeline = record_timeline(inventory, before, journal.run_id)
                 with contextlib.suppress(KeyboardInterrupt):  # the verdict is decided: one more Ctrl-C changes nothing

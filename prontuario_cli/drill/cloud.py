@@ -28,7 +28,7 @@ class CloudDrill:
     drill = "cloud"
     mode = "both-macs-lost"
 
-    def __init__(self, inventory: Inventory, run_id: str, say: Callable[[str], None], *, recovery_timeout_s: float = 600.0):
+    def __init__(self, inventory: Inventory, run_id: str, say: Callable[[str], None], *, recovery_timeout_s: float = 600.0, progress: Callable[[dict], None] | None = None):
         cloud = inventory.cloud
         if cloud is None or not cloud.drill_instance:
             raise RefusedError(
@@ -39,6 +39,7 @@ class CloudDrill:
         self.instance = cloud.drill_instance
         self.run_id = run_id
         self.say = say
+        self.progress = progress
         self.timeout = recovery_timeout_s
         self.writes = None
         self.t_fault: float | None = None
@@ -124,7 +125,11 @@ class CloudDrill:
         return [
             Activity("start the write probe", self._start),
             Activity("fault: both Macs down", self._fault),
-            Activity(f"promote {self.instance} (gcp promote code path)", self._promote),
+            Activity(
+                f"promote {self.instance} (gcp promote code path)", self._promote,
+                target_s=self.inv.targets.both_lost.rto_s, label="RTO",
+                since=lambda: self.writes.log.started_mono + self.t_fault if self.writes is not None and self.t_fault is not None else None,
+            ),
             Activity("emergency read/write on the promoted instance; count lost writes", self._verify),
         ]
 

@@ -29,6 +29,13 @@ class StepFailed(ProntuarioError):
 class Activity:
     name: str
     run: Callable[[], Any]  # returns the step's output; raises to fail
+    target_s: float | None = None  # shown live against the elapsed time (e.g. the RTO target)
+    label: str | None = None  # what the elapsed time measures ("RTO")
+    since: Callable[[], float | None] | None = None  # the time.monotonic() it counts from (default: the step's start)
+
+
+Progress = Callable[[dict[str, Any]], None]
+"""Structured progress (see ``cli/progress.py``): ``{"kind": "step" | "done" | "event" | "counters", ...}``."""
 
 
 class Experiment(Protocol):
@@ -44,7 +51,7 @@ class Experiment(Protocol):
     def targets(self) -> list[TargetCheck]: ...
 
 
-def run_experiment(experiment: Experiment, journal: Journal, say: Callable[[str], None]) -> Journal:
+def run_experiment(experiment: Experiment, journal: Journal, say: Callable[[str], None], progress: Progress | None = None) -> Journal:
     """Run every phase, fill the journal, set its verdict; never raises for Ctrl-C.
 
     A first Ctrl-C before the fault stops the drill (nothing was changed: the journal is
@@ -52,8 +59,11 @@ def run_experiment(experiment: Experiment, journal: Journal, say: Callable[[str]
     left of the method and the drill rolls back; the verdict is the drill's own. A Ctrl-C
     during the rollback abandons it: the verdict is rollback-failed and the journal
     lists what is left to do (``left_to_do``).
+
+    Each step is reported once: with ``progress``, as a ``step`` event when it starts and
+    a ``done`` event when it ends; without it, as one ``say`` line when it ends.
     """
-    run = _Run(journal, say)
+    run = _Run(journal, say, progress)
     try:
         try:
             return _phases(experiment, journal, run)
@@ -140,9 +150,10 @@ def _rollback_and_verdict(experiment: Experiment, journal: Journal, run: "_Run",
 class _Run:
     """One run of the phases: which step a Ctrl-C hit, and whether the rollback was abandoned."""
 
-    def __init__(self, journal: Journal, say: Callable[[str], None]):
+    def __init__(self, journal: Journal, say: Callable[[str], None], progress: Progress | None = None):
         self.journal = journal
         self.say = say
+        self.progress = progress
         self.interrupted: str | None = None  # "<phase>: <step>" of the first Ctrl-C
         self.abandoned = False
         self.stage = "before"  # before | method | rollback
@@ -163,7 +174,7 @@ class _Run:
             started = time.monotonic()
             try:  # the whole step, sayings included: a Ctrl-C anywhere in it is this step's
                 try:
-                    self.say(f"[{name}] {activity.name} …")
+                    self._started(name, activity)
                     record.output = activity.run()
                     record.status = "ok"
                 except ProntuarioError as exc:
@@ -173,7 +184,7 @@ class _Run:
                 finally:
                     record.ended_at = utc_now()
                     record.duration_s = round(time.monotonic() - started, 3)
-                self.say(f"[{name}] {activity.name}: {record.status}" + (f" — {_brief(record.output)}" if record.status != "ok" else ""))
+                self._done(name, activity, record)
             except KeyboardInterrupt:
                 record.status = "failed"
                 if name == "rollback":
@@ -182,10 +193,37 @@ class _Run:
                 else:
                     record.output = "interrupted by the operator"
                     self.interrupted = self.interrupted or f"{name}: {activity.name}"
-                self._said(f"[{name}] {activity.name}: {record.output}")
+                if self.progress is not None:
+                    self._quietly(lambda: self.progress(_done_event(name, activity, record, record.output)))
+                else:
+                    self._said(f"[{name}] {activity.name}: {record.output}")
             if record.status != "ok":
                 ok = False
         return ok
+
+    def _started(self, phase: str, activity: Activity) -> None:
+        if self.progress is None:
+            return
+        event: dict[str, Any] = {"kind": "step", "phase": phase, "name": activity.name}
+        if activity.target_s is not None:
+            event["target_s"] = activity.target_s
+        if activity.label:
+            event["label"] = activity.label
+        if activity.since is not None:
+            event["since"] = activity.since()
+        self.progress(event)
+
+    def _done(self, phase: str, activity: Activity, record: StepRecord) -> None:
+        if self.progress is None:
+            self.say(f"[{phase}] {activity.name}: {record.status}" + (f" — {_brief(record.output)}" if record.status != "ok" else ""))
+            return
+        self.progress(_done_event(phase, activity, record, _brief(record.output) if record.output not in (None, "") else ""))
+
+    def _quietly(self, call: Callable[[], None]) -> None:
+        try:
+            call()
+        except KeyboardInterrupt:
+            pass
 
     def _said(self, text: str) -> None:
         """Say ``text``; a Ctrl-C while saying it is ignored (the journal already holds the truth)."""
@@ -193,6 +231,10 @@ class _Run:
             self.say(text)
         except KeyboardInterrupt:  # one more Ctrl-C while saying it changes nothing
             pass
+
+
+def _done_event(phase: str, activity: Activity, record: StepRecord, detail: Any) -> dict[str, Any]:
+    return {"kind": "done", "phase": phase, "name": activity.name, "status": record.status, "seconds": record.duration_s, "detail": detail}
 
 
 def _finish(journal: Journal, run: _Run) -> Journal:

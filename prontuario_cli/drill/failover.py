@@ -44,12 +44,13 @@ class FailoverOptions:
 class PostgresFailover:
     drill = "failover"
 
-    def __init__(self, inventory: Inventory, options: FailoverOptions, run_id: str, say: Callable[[str], None]):
+    def __init__(self, inventory: Inventory, options: FailoverOptions, run_id: str, say: Callable[[str], None], progress: Callable[[dict], None] | None = None):
         self.inv = inventory
         self.opt = options
         self.mode = options.mode
         self.run_id = run_id
         self.say = say
+        self.progress = progress
         self.old: str | None = None  # the primary when the drill starts
         self.new: str | None = None
         self.t_fault: float | None = None
@@ -129,17 +130,32 @@ class PostgresFailover:
         return [
             Activity("start the write/read probes and the watcher", self._start_probes),
             Activity(f"fault: {self.mode}", self._fault),
-            Activity("wait for the first write acknowledged by the new primary", self._wait_recovered),
+            Activity(
+                "wait for the first write acknowledged by the new primary", self._wait_recovered,
+                target_s=self.inv.targets.primary_lost.rto_s, label="RTO", since=self._fault_mono,
+            ),
             Activity("stop the probes and count the writes on the new primary", self._count),
         ]
 
     def _start_probes(self) -> str:
         self.writes = pg_write_probe(ha.frontend_target(self.inv, application_name="prontuario-drill"), self.run_id, max_duration_s=self.opt.recovery_timeout_s + 60).start()
         self.reads = pg_read_probe(ha.frontend_target(self.inv, frontend="read", application_name="prontuario-drill"), max_duration_s=self.opt.recovery_timeout_s + 60).start()
-        self.watch = Watcher(self.inv, self.writes.log.started_mono).start()
+        self.watch = Watcher(self.inv, self.writes.log.started_mono, on_event=self._tell_event, on_tick=self._tell_counters).start()
         wait_for("baseline writes acknowledged", lambda: self.writes.log.counts()["acked"] >= 10, 10)
         time.sleep(self.opt.baseline_s)  # a steady baseline before the fault, by design
         return f"{self.writes.log.counts()['acked']} writes acknowledged before the fault"
+
+    def _fault_mono(self) -> float | None:
+        """When the fault was injected, on time.monotonic()'s clock (the RTO's start)."""
+        return self.writes.log.started_mono + self.t_fault if self.writes is not None and self.t_fault is not None else None
+
+    def _tell_event(self, event) -> None:
+        """Live view: the watcher's events after the fault, timed from it."""
+        if self.progress is not None and self.t_fault is not None:
+            self.progress({"kind": "event", "t": round(event.t - self.t_fault, 3), "what": event.what})
+
+    def _tell_counters(self) -> None:
+        tell_counters(self.progress, self.writes)
 
     def _fault(self) -> str:
         actions = node_access(self.inv)
@@ -314,6 +330,12 @@ class PostgresFailover:
             span = self.m.get("rpo_s")
             checks.append(TargetCheck("RPO (span of lost acknowledged writes)", span, target.rpo_s, "s", "<", span is not None and span < target.rpo_s))
         return checks
+
+
+def tell_counters(progress: Callable[[dict], None] | None, probe) -> None:
+    """Live view: the write probe's acknowledged/failed/unknown counts so far."""
+    if progress is not None and probe is not None:
+        progress({"kind": "counters", **probe.log.counts()})
 
 
 def steady_state_of(report) -> tuple[tuple[str, str] | None, str]:

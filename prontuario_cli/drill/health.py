@@ -35,10 +35,11 @@ class HealthDrill:
     drill = "health"
     mode = "checks"
 
-    def __init__(self, inventory: Inventory, run_id: str, say: Callable[[str], None]):
+    def __init__(self, inventory: Inventory, run_id: str, say: Callable[[str], None], progress: Callable[[dict], None] | None = None):
         self.inv = inventory
         self.run_id = run_id
         self.say = say
+        self.progress = progress
         self.hc = inventory.health_checks
         self.leader: str | None = None
         self.replica: str | None = None
@@ -85,8 +86,8 @@ class HealthDrill:
             Activity("start the write and read probes", self._start),
             Activity("Patroni REST contracts on the leader", lambda: self._contracts(self.leader, "leader")),
             Activity("Patroni REST contracts on the sync standby", lambda: self._contracts(self.replica, "sync_standby")),
-            Activity("HAProxy marks the replica's read server DOWN when its check fails", self._fail_check),
-            Activity("HAProxy marks it UP again when the check passes", self._restore_check),
+            Activity("HAProxy marks the replica's read server DOWN when its check fails", self._fail_check, target_s=round(self.down_budget_s, 1), label="DOWN"),
+            Activity("HAProxy marks it UP again when the check passes", self._restore_check, target_s=round(self.up_budget_s, 1), label="UP"),
             Activity("Sentinels agree on the master and have quorum", self._sentinels),
             Activity("stop the probes: writes and reads flowed throughout", self._stop_probes),
         ]
@@ -126,6 +127,13 @@ class HealthDrill:
                 return s.status
         raise StepFailed(f"HAProxy has no server {backend}/{server}")
 
+    def _status_is(self, backend: str, status: str) -> bool:
+        """The replica's server has ``status`` in ``backend`` (and the live view gets the write counts)."""
+        from prontuario_cli.drill.failover import tell_counters
+
+        tell_counters(self.progress, self.writes)
+        return self._server_status(backend, self.replica) == status
+
     def _fail_check(self) -> str:
         backend = self.inv.haproxy.read_backend
         if not self._server_status(backend, self.replica).startswith("UP"):
@@ -134,7 +142,7 @@ class HealthDrill:
         self._runtime(f"set server {backend}/{self.replica} check-port {closed}")
         self.check_port_changed = True
         started = time.monotonic()
-        _, waited = wait_for(f"{backend}/{self.replica} DOWN", lambda: self._server_status(backend, self.replica) == "DOWN", self.down_budget_s + 5, interval_s=0.1)
+        _, waited = wait_for(f"{backend}/{self.replica} DOWN", lambda: self._status_is(backend, "DOWN"), self.down_budget_s + 5, interval_s=0.1)
         self.m["haproxy_down_s"] = round(time.monotonic() - started, 3)
         return f"DOWN after {self.m['haproxy_down_s']:.2f} s (check port {closed})"
 
@@ -143,7 +151,7 @@ class HealthDrill:
         self._runtime(f"set server {backend}/{self.replica} check-port {self.inv.node(self.replica).ports.patroni}")
         self.check_port_changed = False
         started = time.monotonic()
-        wait_for(f"{backend}/{self.replica} UP", lambda: self._server_status(backend, self.replica) == "UP", self.up_budget_s + 5, interval_s=0.1)
+        wait_for(f"{backend}/{self.replica} UP", lambda: self._status_is(backend, "UP"), self.up_budget_s + 5, interval_s=0.1)
         self.m["haproxy_up_s"] = round(time.monotonic() - started, 3)
         return f"UP after {self.m['haproxy_up_s']:.2f} s"
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from prontuario_cli.cluster.nodes import node_access
 from prontuario_cli.drill.engine import Activity, StepFailed
-from prontuario_cli.drill.failover import FailoverOptions, _tally_line
+from prontuario_cli.drill.failover import FailoverOptions, _tally_line, tell_counters
 from prontuario_cli.drill.journal import TargetCheck
 from prontuario_cli.drill.probes import redis_present, redis_write_probe, tally
 from prontuario_cli.errors import UsageError
@@ -27,7 +27,7 @@ from prontuario_cli.secrets import secret_or_none
 class RedisFailover:
     drill = "failover"
 
-    def __init__(self, inventory: Inventory, options: FailoverOptions, run_id: str, say: Callable[[str], None]):
+    def __init__(self, inventory: Inventory, options: FailoverOptions, run_id: str, say: Callable[[str], None], progress: Callable[[dict], None] | None = None):
         if options.mode not in ("kill", "stop", "hang"):
             raise UsageError(f"--service redis takes --mode kill, stop or hang (not {options.mode})", hint="a planned Redis switch is SENTINEL FAILOVER, not a drill")
         self.inv = inventory
@@ -35,6 +35,7 @@ class RedisFailover:
         self.mode = f"redis-{options.mode}"
         self.run_id = run_id
         self.say = say
+        self.progress = progress
         self.password = secret_or_none(inventory, "redis_password")
         self.sentinels = [(n.address, n.ports.sentinel) for n in inventory.nodes if n.ports.sentinel]
         self.old: str | None = None
@@ -117,7 +118,11 @@ class RedisFailover:
         return [
             Activity("start the write probe", self._start),
             Activity(f"fault: {self.opt.mode} the Redis master", self._fault),
-            Activity("wait for the first write acknowledged by the new master", self._wait),
+            Activity(
+                "wait for the first write acknowledged by the new master", self._wait,
+                target_s=self.inv.targets.primary_lost.rto_s, label="RTO",
+                since=lambda: self.writes.log.started_mono + self.t_fault if self.writes is not None and self.t_fault is not None else None,
+            ),
             Activity("stop the probe and count the writes on the new master", self._count),
         ]
 
@@ -134,9 +139,13 @@ class RedisFailover:
         return node_access(self.inv).act(self.old, "redis", self.opt.mode)
 
     def _wait(self) -> str:
+        def recovered():
+            tell_counters(self.progress, self.writes)
+            return self.writes.log.first_ack_sent_after(self.t_fault, not_server=self.old_address)
+
         attempt, _ = wait_for(
             "a write acknowledged by the new master",
-            lambda: self.writes.log.first_ack_sent_after(self.t_fault, not_server=self.old_address),
+            recovered,
             self.opt.recovery_timeout_s,
             interval_s=0.05,
         )

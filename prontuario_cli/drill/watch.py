@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from prontuario_cli.connect.fanout import run_all
 from prontuario_cli.inventory import Inventory
@@ -38,6 +39,8 @@ class Watcher:
     max_duration_s: float = 600.0
     events: list[Event] = field(default_factory=list)
     last: Snapshot | None = None
+    on_event: Callable[[Event], None] | None = None  # called (in the watcher's thread) for each new event
+    on_tick: Callable[[], None] | None = None  # called after each poll (live counters)
 
     def __post_init__(self):
         self._stop = threading.Event()
@@ -61,8 +64,19 @@ class Watcher:
         while not self._stop.is_set() and time.monotonic() < deadline:
             started = time.monotonic()
             snap = snapshot(self.inventory, timeout_s=min(1.0, self.inventory.health_checks.timeout_s))
+            seen = len(self.events)
             self._record(snap, started - self.started_mono)
+            self._tell(self.events[seen:])
             self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
+
+    def _tell(self, new: list[Event]) -> None:
+        """Hand new events and the tick to the callbacks; a failing callback never stops the watch."""
+        for callback, args in [(self.on_event, (e,)) for e in new] + [(self.on_tick, ())]:
+            if callback is not None:
+                try:
+                    callback(*args)
+                except Exception:  # display only: the events list stays the truth
+                    pass
 
     def _record(self, snap: Snapshot, t: float) -> None:
         before = self.last

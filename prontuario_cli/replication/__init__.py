@@ -137,6 +137,16 @@ def record_drill_timeline(inventory: Inventory, before: int | None, cause: str) 
     return f"timeline {before}→{after} recorded as expected ({cause})"
 
 
+def record_operation_timeline(inventory: Inventory, cause: str) -> str:
+    """After an operation that restarts the Mac cluster on purpose (``gcp failback``): the
+    change from the last recorded timeline to the current one is expected (``cause``)."""
+    from prontuario_cli import paths
+    from prontuario_cli.replication import state
+
+    recorded = state.read_timeline(paths.state_dir(inventory), inventory.cluster.patroni_scope)
+    return record_drill_timeline(inventory, recorded.timeline if recorded else None, cause)
+
+
 def _why(exc: BaseException) -> str:
     one_line = getattr(exc, "one_line", None)
     return one_line() if callable(one_line) else (getattr(exc, "strerror", None) or str(exc))

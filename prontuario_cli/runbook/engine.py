@@ -126,10 +126,14 @@ class Runbook:
         say: Callable[[str], None] | None = None,
         confirm: Callable[[str], None] | None = None,
         stop_after: str | None = None,
+        progress: Callable[[dict[str, Any]], None] | None = None,
     ):
         self.inv = inventory
         self.subject = subject
         self.say = say or (lambda text: None)
+        # Structured progress (``{"kind": "step" | "done", ...}``, see cli/progress.py); when
+        # set, steps are reported through it instead of ``say``. Settable after construction.
+        self.progress = progress
         self.confirm = confirm or (lambda question: None)
         self.results: list[StepResult] = []
         self._part_of: dict[str, str] = {}
@@ -251,7 +255,7 @@ class Runbook:
 
     def _precondition(self, state: RunState | None, step: Step) -> tuple[str, float]:
         started = time.monotonic()
-        self.say(f"→ {step.name}: {step.plan}")
+        self._step_started(step.name, step.plan)
         with self.audited(step.name, state) as details:
             detail = step.action(state)
             details["detail"] = detail
@@ -270,9 +274,13 @@ class Runbook:
             else:
                 self.results.append(StepResult(name, "skipped", None, reason))
             return
-        self.say(f"→ {name}: {step.plan}")
-        if step.confirm:
+        if step.confirm:  # the question comes with the step's plan; then its live line
+            self.say(f"→ {name}: {step.plan}")
             self.confirm(f"{self.title} step '{name}': go on?")
+            if self.progress is not None:
+                self.progress({"kind": "step", "name": f"{name}: {step.plan}"})
+        else:
+            self._step_started(name, step.plan)
         started = time.monotonic()
         state.mark(name, "started")
         try:
@@ -284,9 +292,19 @@ class Runbook:
             message = describe_failure(exc)
             state.mark(name, "failed", error=message, seconds=seconds)
             self.results.append(StepResult(name, "failed", seconds, message))
-            self.say(f"✗ {name}: {message}")
+            if self.progress is not None:
+                self.progress({"kind": "done", "name": name, "status": "failed", "seconds": seconds, "detail": message})
+            else:
+                self.say(f"✗ {name}: {message}")
             raise
         self._record(state, name, detail, time.monotonic() - started)
+
+    def _step_started(self, name: str, plan: str) -> None:
+        """Report a step starting: a live line with progress; else one "→" line (the "✓" follows)."""
+        if self.progress is not None:
+            self.progress({"kind": "step", "name": f"{name}: {plan}"})
+        else:
+            self.say(f"→ {name}: {plan}")
 
     def _already_done(self, state: RunState, name: str) -> None:
         details = state.details(name)
@@ -296,7 +314,10 @@ class Runbook:
         seconds = round(seconds, 3)
         state.mark(name, "done", detail=detail, seconds=seconds)
         self.results.append(StepResult(name, "done", seconds, detail))
-        self.say(f"✓ {name} ({seconds:.1f} s): {detail}")
+        if self.progress is not None:
+            self.progress({"kind": "done", "name": name, "status": "ok", "seconds": seconds, "detail": detail})
+        else:
+            self.say(f"✓ {name} ({seconds:.1f} s): {detail}")
         if self.stop_after == name:
             raise Interrupted(f"stopped after {name} (stop_after)")
 

@@ -66,7 +66,7 @@ def test_a_drill_from_a_script_needs_yes():
 
 def test_unknown_mode_and_service_are_usage_errors():
     bad_mode = run("-i", str(EXAMPLE), "drill", "failover", "--mode", "explode", "--dry-run")
-    assert bad_mode.code == ExitCode.USAGE and "switchover, kill, stop, hang" in bad_mode.err
+    assert bad_mode.code == ExitCode.USAGE and "'switchover', 'kill', 'stop', 'hang'" in bad_mode.err
     bad_service = run("-i", str(EXAMPLE), "drill", "failover", "--service", "mysql", "--dry-run")
     assert bad_service.code == ExitCode.USAGE
     redis_switchover = run("-i", str(EXAMPLE), "drill", "failover", "--service", "redis", "--mode", "switchover", "--dry-run")
@@ -86,3 +86,22 @@ def test_cloud_drill_plan_never_names_the_live_replica():
     assert result.code == 0
     plan = " ".join(result.json()["details"]["plan"])
     assert "prontuario-pg-drill" in plan and "prontuario-pg-replica" not in plan
+
+
+def test_mode_and_service_choices_are_in_the_help_and_exit_75_is_documented():
+    help_text = " ".join(run("drill", "failover", "--help").out.split())
+    assert "<switchover|kill|stop|hang>" in help_text and "<postgres|redis>" in help_text
+    drill_help = " ".join(run("drill", "--help").out.split())
+    assert "75 another drill holds the lock" in drill_help
+
+
+def test_mode_and_service_tab_complete_their_choices():
+    from tests.test_startup import probe
+
+    words = "prontuario drill failover --mode "
+    result, out = probe([], {"_PRONTUARIO_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": "4"})
+    assert out.split() == ["switchover", "kill", "stop", "hang"]
+    assert result["heavy"] == []
+    words = "prontuario drill failover --service r"
+    _, out = probe([], {"_PRONTUARIO_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": "4"})
+    assert out.split() == ["redis"]

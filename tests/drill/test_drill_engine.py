@@ -180,7 +180,7 @@ def test_the_drill_command_exits_with_the_verdict_not_130(monkeypatch):
     from prontuario_cli import drill
 
     def fake_run(verdict: str, interrupted: bool):
-        def runner(inventory, experiment, say, profile=None):
+        def runner(inventory, experiment, say, profile=None, progress=None):
             journal = Journal("failover", "kill", "run-1", "cluster.yaml", None, utc_now(), verdict=verdict, interrupted=interrupted)
             journal.rollback = "abandoned" if verdict == "rollback-failed" else "complete"
             journal.left_to_do = ["start mac-studio-1 again"] if verdict == "rollback-failed" else []
@@ -297,3 +297,38 @@ def test_longest_gap_between_acknowledgements():
     assert log.longest_gap(0.0, 6.0) == 3.5
     assert log.first_ack_sent_after(1.05).seq == 3
     assert log.first_ack_sent_after(0.0, not_server="a").seq == 1
+
+
+def test_the_verdict_line_is_last_and_tables_only_when_asked(monkeypatch, tmp_path):
+    """On a terminal: a short summary and the verdict line; -v or --format table adds the
+    tables (on stdout) and the verdict line still ends stderr; piped: JSON, unchanged."""
+    from prontuario_cli import drill
+
+    def runner(inventory, experiment, say, profile=None, progress=None):
+        journal = Journal("failover", "kill", "run-1", "cluster.yaml", None, utc_now(), verdict="target-missed")
+        journal.rollback, journal.reason = "complete", "RTO 31.0 s (target < 30)"
+        journal.targets = [
+            TargetCheck("RTO (fault → first write on the new primary)", 31.04, 30, "s", "<", False),
+            TargetCheck("RPO (acknowledged writes lost)", 0, 0, "writes", "<=", True),
+        ]
+        journal.save(tmp_path)
+        return journal
+
+    monkeypatch.setattr(drill, "lab_profile", lambda inventory: None)
+    monkeypatch.setattr(drill, "run", runner)
+    args = ("-i", str(EXAMPLE), "drill", "failover", "--mode", "kill", "--yes")
+    verdict = f"TARGET-MISSED  RTO 31.0 s (< 30)  RPO 0  report: {tmp_path}"
+
+    plain = cli(*args)
+    assert plain.code == ExitCode.TARGET_MISSED and json.loads(plain.out)["verdict"] == "target-missed"
+    assert plain.err.splitlines()[-1][9:].startswith(verdict)
+
+    screen = cli(*args, tty=True)
+    assert screen.code == ExitCode.TARGET_MISSED and screen.out == ""
+    last = screen.err.rstrip("\n").splitlines()[-1]
+    assert last.startswith("\x1b[1;33m" + verdict) and "full tables: add -v" in screen.err
+
+    for extra in (("-v",), ("--format", "table")):
+        full = cli(*extra, *args, tty=True) if extra == ("-v",) else cli(*args, *extra, tty=True)
+        assert full.code == ExitCode.TARGET_MISSED and "run-1" in full.out
+        assert full.err.rstrip("\n").splitlines()[-1].startswith("\x1b[1;33m" + verdict)
