@@ -20,10 +20,10 @@ EXTRA_ARGS = {("lab", "logs"): None}
 def read_commands() -> list[tuple[str, ...]]:
     found = []
     for path, command in walk_commands():
-        group = getattr(command, "list_commands", None) is not None
-        if group and (getattr(command, "commands", None) or not getattr(command, "invoke_without_command", False)):
-            continue  # a group of commands (a group that runs by itself, like status, is a command)
         options = {opt for param in command.params for opt in getattr(param, "opts", [])}
+        group = getattr(command, "list_commands", None) is not None
+        if group and (not path or getattr(command, "commands", None) or "--format" not in options):
+            continue  # a group of commands (a group that runs by itself and renders, like status, is a command)
         if "--yes" not in options:
             found.append(path)
     return found
