@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from prontuario_cli.cli.common import emit, get_env, output_options
+from prontuario_cli.cli.common import emit, get_env, output_options, _isatty
 from prontuario_cli.errors import UsageError
 
 DEFAULT_INTERVAL_S = 2.0
@@ -115,12 +115,6 @@ def _debug_bugs(env, report) -> None:
     for source, trace in report.bugs:
         env.debug(f"status source {source} failed:\n{trace}")
 
-
-def _isatty(stream) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 app = typer.Typer(

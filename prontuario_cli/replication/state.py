@@ -108,15 +108,20 @@ def observe(state: TimelineState | None, scope: str, timeline: int | None, leade
         return TimelineState(scope, timeline, leader, now)
     if timeline == state.timeline:
         return state
+    change = _unseen_change(state, timeline, now, leader)
+    return replace(state, timeline=timeline, leader=leader, recorded_at=now, unexpected=change)
+
+
+def _unseen_change(state: TimelineState, to_timeline: int, now: str, leader: str | None = None) -> TimelineChange:
+    """A change nobody expected, from the earliest timeline still pending (or the recorded one)."""
     earlier = pending_change(state, now)
-    change = TimelineChange(
+    return TimelineChange(
         from_timeline=earlier.from_timeline if earlier else state.timeline,
-        to_timeline=timeline,
+        to_timeline=to_timeline,
         first_seen=now,
         leader_before=earlier.leader_before if earlier else state.leader,
         leader=leader,
     )
-    return replace(state, timeline=timeline, leader=leader, recorded_at=now, unexpected=change)
 
 
 def record_expected(
@@ -137,13 +142,7 @@ def record_expected(
     unexpected = state.unexpected
     if state.timeline < before or state.timeline > after:
         # The timeline had moved before the drill started and no check saw it.
-        earlier = pending_change(state, now)
-        unexpected = TimelineChange(
-            from_timeline=earlier.from_timeline if earlier else state.timeline,
-            to_timeline=before,
-            first_seen=now,
-            leader_before=earlier.leader_before if earlier else state.leader,
-        )
+        unexpected = _unseen_change(state, before, now)
     elif unexpected is not None and unexpected.to_timeline > before:
         # A check during the drill saw (part of) the drill's change: it was expected.
         if unexpected.from_timeline >= before:

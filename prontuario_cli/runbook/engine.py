@@ -291,11 +291,7 @@ class Runbook:
             seconds = round(time.monotonic() - started, 3)
             message = describe_failure(exc)
             state.mark(name, "failed", error=message, seconds=seconds)
-            self.results.append(StepResult(name, "failed", seconds, message))
-            if self.progress is not None:
-                self.progress({"kind": "done", "name": name, "status": "failed", "seconds": seconds, "detail": message})
-            else:
-                self.say(f"✗ {name}: {message}")
+            self._finished(StepResult(name, "failed", seconds, message))
             raise
         self._record(state, name, detail, time.monotonic() - started)
 
@@ -306,6 +302,17 @@ class Runbook:
         else:
             self.say(f"→ {name}: {plan}")
 
+    def _finished(self, result: StepResult) -> None:
+        """Keep a step's result and report it once: to the live view, else one line."""
+        self.results.append(result)
+        failed = result.status == "failed"
+        if self.progress is not None:
+            self.progress({"kind": "done", "name": result.step, "status": "failed" if failed else "ok", "seconds": result.seconds, "detail": result.detail})
+        elif failed:
+            self.say(f"✗ {result.step}: {result.detail}")
+        else:
+            self.say(f"✓ {result.step} ({result.seconds:.1f} s): {result.detail}")
+
     def _already_done(self, state: RunState, name: str) -> None:
         details = state.details(name)
         self.results.append(StepResult(name, "already done", details.get("seconds"), details.get("detail", "")))
@@ -313,11 +320,7 @@ class Runbook:
     def _record(self, state: RunState, name: str, detail: str, seconds: float) -> None:
         seconds = round(seconds, 3)
         state.mark(name, "done", detail=detail, seconds=seconds)
-        self.results.append(StepResult(name, "done", seconds, detail))
-        if self.progress is not None:
-            self.progress({"kind": "done", "name": name, "status": "ok", "seconds": seconds, "detail": detail})
-        else:
-            self.say(f"✓ {name} ({seconds:.1f} s): {detail}")
+        self._finished(StepResult(name, "done", seconds, detail))
         if self.stop_after == name:
             raise Interrupted(f"stopped after {name} (stop_after)")
 
