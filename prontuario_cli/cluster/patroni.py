@@ -145,9 +145,6 @@ def sync_standby(cluster: PatroniCluster) -> str | None:
     return names[0] if names else None
 
 
-def paused(inventory: Inventory) -> bool:
-    return bool(cluster_view(inventory).paused)
-
 
 def api_auth(inventory: Inventory) -> tuple[str, str] | None:
     """Basic auth for Patroni's write endpoints, when ``secrets.patroni_api_password`` is set."""
@@ -169,10 +166,3 @@ def switchover(inventory: Inventory, leader: str, candidate: str, timeout_s: flo
     if answer.status != 200:
         raise OperationFailed(f"Patroni refused the switchover {leader} -> {candidate}: HTTP {answer.status} {answer.text.strip()[:200]}")
     return answer.text.strip()[:200]
-
-
-def set_paused(node, pause: bool, deadline: float, auth: tuple[str, str] | None = None) -> int:
-    """PATCH /config ``{"pause": ...}`` on ``node``; returns the HTTP status."""
-    from prontuario_cli.connect.http import request, url_of
-
-    return request("PATCH", url_of(node.address, node.ports.patroni, "/config"), deadline, json_body={"pause": pause}, auth=auth, accept_status=None).status
