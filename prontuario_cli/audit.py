@@ -36,10 +36,10 @@ def entry_hash(entry: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def log_for(inventory=None) -> "AuditLog":
+def log_for(inventory=None, own: Path | None = None) -> "AuditLog":
     from prontuario_cli.paths import audit_log_path
 
-    return AuditLog(audit_log_path(inventory))
+    return AuditLog(audit_log_path(inventory, own))
 
 
 class AuditLog:

@@ -2,7 +2,8 @@
 
 - state: ``$PRONTUARIO_STATE_DIR``, else ``/var/lib/prontuario`` as root, else
   ``$XDG_STATE_HOME/prontuario`` (``~/.local/state/prontuario``).
-- audit log: ``$PRONTUARIO_AUDIT_LOG``, else the inventory's ``paths.audit_log``, else
+- audit log: ``$PRONTUARIO_AUDIT_LOG``, else the one a command names (the lab's own log
+  for ``lab up/down/install``), else the inventory's ``paths.audit_log``, else
   ``/var/log/prontuario/audit.jsonl`` as root, else ``<state>/audit.jsonl``.
 """
 
@@ -23,9 +24,11 @@ def state_dir(inventory=None) -> Path:
     return Path(base) / "prontuario"
 
 
-def audit_log_path(inventory=None) -> Path:
+def audit_log_path(inventory=None, own: Path | None = None) -> Path:
     if os.environ.get("PRONTUARIO_AUDIT_LOG"):
         return Path(os.environ["PRONTUARIO_AUDIT_LOG"]).expanduser()
+    if own is not None:
+        return Path(own)
     if inventory is not None and inventory.paths.audit_log:
         return Path(inventory.paths.audit_log).expanduser()
     if os.geteuid() == 0 and not os.environ.get("PRONTUARIO_STATE_DIR"):

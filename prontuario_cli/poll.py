@@ -7,11 +7,13 @@ timeout, names what it waited for, and reports what it saw last.
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, TypeVar
 
 from prontuario_cli.errors import OperationFailed, ProntuarioError
 
 T = TypeVar("T")
+Progress = Callable[[dict[str, Any]], None]
 
 
 def wait_for(
@@ -46,3 +48,21 @@ def wait_for(
                 raise on_timeout(last)
             raise OperationFailed(f"{what}: not within {timeout_s:g} s" + (f" (last: {last})" if last else ""))
         time.sleep(max(0.0, min(interval_s, deadline - time.monotonic())))
+
+
+@contextmanager
+def reported(progress: Progress | None, name: str, limit_s: float | None = None) -> Iterator[None]:
+    """Report a wait as a progress step: ``step`` when it starts, ``done`` (ok or failed,
+    with its seconds) when it ends. A live view shows ``… NAME 12.4 s / 90 s`` meanwhile.
+    Without ``progress`` it is only the block."""
+    if progress is None:
+        yield
+        return
+    started = time.monotonic()
+    progress({"kind": "step", "name": name, "target_s": limit_s})
+    status = "failed"
+    try:
+        yield
+        status = "ok"
+    finally:
+        progress({"kind": "done", "name": name, "status": status, "seconds": round(time.monotonic() - started, 2)})

@@ -225,3 +225,51 @@ def test_a_runbook_reports_each_step_once_through_progress():
     assert [e["name"] for e in events if e["kind"] == "step"] == ["look: look at the node", "check: check the node", "change: change the node", "tell: tell people"]
     assert not any(text.startswith("✓") for text in toy.said)
     assert [text for text in toy.said if text.startswith("→")] == ["→ change: change the node"]  # only with its question
+
+
+@pytest.mark.lab
+def test_lab_down_and_up_show_each_wait_in_place_on_a_terminal_and_plain_in_a_pipe(lab):
+    """lab down/up: the running wait drawn in place against its limit, each step once when it ends."""
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    def argv(*args: str) -> list[str]:
+        return [sys.executable, "-m", "prontuario_cli", "lab", *args, "--dir", str(lab.dir)]
+
+    code, screen = _run_on_a_pty(argv("down", "--yes"))
+    assert code == 0, screen
+    shown = [line.split("\r\x1b[2K")[-1].rstrip("\r") for line in screen.split("\n")]
+    assert re.search(r"\r\x1b\[2K… stop haproxy\b.*  \d+\.\d s / \d+ s", screen), screen
+    assert sum(line.startswith("✓ patroni: pause") for line in shown) == 1, shown
+
+    code, screen = _run_on_a_pty(argv("up"), timeout_s=300)
+    assert code == 0, screen
+    shown = [line.split("\r\x1b[2K")[-1].rstrip("\r") for line in screen.split("\n")]
+    assert re.search(r"\r\x1b\[2K… etcd-mac-studio-1: healthy  \d+\.\d s / 30 s", screen), screen
+    assert sum(line.startswith("✓ settle: ") for line in shown) == 1, shown
+
+    # Without a terminal: plain, timestamped, no control characters; each wait once.
+    proc = subprocess.run(argv("up", "--json"), capture_output=True, text=True, cwd=str(REPO), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stderr and "\r" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines and all(PLAIN.match(line) for line in lines), lines
+    assert sum(line[9:].startswith("✓ settle: ") for line in lines) == 1, lines
+
+
+def test_a_reported_wait_is_one_step_ok_or_failed():
+    from prontuario_cli.poll import reported
+
+    events = []
+    with reported(events.append, "etcd: healthy", 30):
+        pass
+    with pytest.raises(RuntimeError), reported(events.append, "redis: answering", 5):
+        raise RuntimeError("died")
+    assert [(e["kind"], e["name"], e.get("target_s"), e.get("status")) for e in events] == [
+        ("step", "etcd: healthy", 30, None), ("done", "etcd: healthy", None, "ok"),
+        ("step", "redis: answering", 5, None), ("done", "redis: answering", None, "failed"),
+    ]  # fmt: skip
+    with reported(None, "nothing to report", 1):  # without a view it is only the block
+        pass

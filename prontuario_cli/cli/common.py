@@ -190,19 +190,21 @@ def confirm(question: str, *, yes: bool, typed: str | None = None) -> None:
 
 
 @contextmanager
-def audited(command: str, args: dict[str, Any], *, dry_run: bool = False) -> Iterator[dict[str, Any]]:
+def audited(command: str, args: dict[str, Any], *, dry_run: bool = False, log: Any = None) -> Iterator[dict[str, Any]]:
     """Record one audit entry for a state-changing command, whatever its outcome.
 
     Yields a dict the command may fill with details (what changed). The outcome is
-    ``ok``, ``dry-run``, ``failed`` (with the error) or ``interrupted``.
+    ``ok``, ``dry-run``, ``failed`` (with the error) or ``interrupted``. ``log`` names a
+    command's own log (the lab's); ``$PRONTUARIO_AUDIT_LOG`` still wins over it.
     """
     from prontuario_cli import audit
 
     env = get_env()
     inventory = None
-    try:
-        inventory = env.inventory()
-    except ProntuarioError:  # commands that write audit entries before any inventory exists
-        inventory = None
-    with audit.action(audit.log_for(inventory), command, args, dry_run=dry_run) as details:
+    if log is None:
+        try:
+            inventory = env.inventory()
+        except ProntuarioError:  # commands that write audit entries before any inventory exists
+            inventory = None
+    with audit.action(audit.log_for(inventory, log), command, args, dry_run=dry_run) as details:
         yield details

@@ -65,13 +65,19 @@ def _lab_dir(directory: Optional[Path]) -> Path:
     return default_dir()
 
 
-def _open(directory: Optional[Path], profile: Optional[str] = None, base_port: Optional[int] = None):
+def _open(directory: Optional[Path], profile: Optional[str] = None, base_port: Optional[int] = None, view=None):
+    """The lab, talking through a progress view (``view``, else a new one on stderr): each
+    wait a live line on a terminal, plain timestamped lines otherwise."""
     from prontuario_cli.lab import Lab
 
+    view = view or _view()
+    return Lab(_lab_dir(directory), profile=profile, base_port=base_port, say=view.say, progress=view.progress)
+
+
+def _view():
     from prontuario_cli.cli.progress import for_env
 
-    # The lab's own lines, through the progress view: timestamped when not on a terminal.
-    return Lab(_lab_dir(directory), profile=profile, base_port=base_port, say=for_env(get_env()).say)
+    return for_env(get_env())
 
 
 @app.command("up")
@@ -97,17 +103,18 @@ def up(
         from prontuario_cli.errors import UsageError
 
         raise UsageError(f"unknown profile {profile!r}", hint="choose seed or fast")
-    lab = _open(directory, profile, base_port)
+    view = _view()
+    lab = _open(directory, profile, base_port, view)
     args = {"dir": str(lab.dir), "profile": lab.spec.profile, "base_port": lab.spec.base_port}
     if dry_run:
-        with audited("lab up", args, dry_run=True):
+        with audited("lab up", args, dry_run=True, log=lab.spec.audit_log_path):
             emit(lab.plan_up())
         return
-    with audited("lab up", args) as details:
+    with audited("lab up", args, log=lab.spec.audit_log_path) as details, view:
         report = lab.up()
         details["started"] = list(report.started)
         details["seconds"] = report.seconds
-    get_env().say(f"lab up in {report.seconds:g} s; inventory: {report.inventory}")
+    view.say(f"lab up in {report.seconds:g} s; inventory: {report.inventory}")
     emit(report)
 
 
@@ -123,15 +130,16 @@ def down(
 
     Example: prontuario lab down --yes          (then: prontuario lab up, to restart on the same data)
     """
-    lab = _open(directory)
+    view = _view()
+    lab = _open(directory, view=view)
     args = {"dir": str(lab.dir), "purge": purge}
     if dry_run:
-        with audited("lab down", args, dry_run=True):
+        with audited("lab down", args, dry_run=True, log=lab.spec.audit_log_path):
             emit(lab.plan_down(purge))
         return
     question = f"stop the lab in {lab.dir} and DELETE all its data?" if purge else f"stop the lab in {lab.dir} (data kept)?"
     confirm(question, yes=yes)
-    with audited("lab down", args) as details:
+    with audited("lab down", args, log=lab.spec.audit_log_path) as details, view:
         report = lab.down(purge=purge)
         details["stopped"] = list(report.stopped)
         details["seconds"] = report.seconds
@@ -184,12 +192,14 @@ def install(
     Example: prontuario lab install --dry-run
     """
     from prontuario_cli.lab.install import install as run_install
+    from prontuario_cli.lab.spec import audit_log_beside
 
+    log = audit_log_beside(_lab_dir(None))  # the lab's log, not the machine's
     if dry_run:
-        with audited("lab install", {"apt": not no_apt}, dry_run=True):
+        with audited("lab install", {"apt": not no_apt}, dry_run=True, log=log):
             emit(run_install(dry_run=True, apt=not no_apt))
         return
     confirm("install the lab's Debian and Python packages?", yes=yes)
-    with audited("lab install", {"apt": not no_apt}):
+    with audited("lab install", {"apt": not no_apt}, log=log):
         report = run_install(dry_run=False, apt=not no_apt)
     emit(report)

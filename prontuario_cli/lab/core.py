@@ -66,9 +66,11 @@ class Lab:
         base_port: int | None = None,
         binaries: Binaries | None = None,
         say: Callable[[str], None] | None = None,
+        progress: Callable[[dict], None] | None = None,
     ):
         path = Path(directory or default_dir()).expanduser().absolute()
         self.say = say or _stderr
+        self.progress = progress  # structured steps for a live view (see poll.reported)
         saved = load_spec(path)
         requested = LabSpec(
             dir=str(path),
@@ -98,12 +100,12 @@ class Lab:
 
     def up(self) -> LabUpReport:
         """Bring the lab up (idempotent); return once ``replication check`` would say OK."""
-        result = _up.bring_up(self.spec, self.say)
+        result = _up.bring_up(self.spec, self.say, self.progress)
         return LabUpReport(result["fresh"], tuple(result["started"]), result["seconds"], str(self.inventory_path), self.status())
 
     def down(self, purge: bool = False) -> LabDownReport:
         """Stop every lab process by PID (fast order); keep the data unless ``purge``."""
-        result = _down.bring_down(self.spec, self.say, purge=purge)
+        result = _down.bring_down(self.spec, self.say, purge=purge, progress=self.progress)
         left = tuple(processes_under(self.dir)) if self.dir.exists() else ()
         return LabDownReport(str(self.dir), tuple(result["stopped"]), purge, result["seconds"], left)
 

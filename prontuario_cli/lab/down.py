@@ -20,13 +20,14 @@ from prontuario_cli.lab import health
 from prontuario_cli.lab.components import components
 from prontuario_cli.lab.procs import alive, postmaster_pid, processes_under, read_pidfile, running_pid, stop_pids
 from prontuario_cli.lab.spec import MACS, LabSpec
+from prontuario_cli.poll import Progress, reported
 
 Say = Callable[[str], None]
 PAUSE_TIMEOUT = 10
 STOP_TIMEOUT = 15
 
 
-def pause_patroni(spec: LabSpec, say: Say) -> bool:
+def pause_patroni(spec: LabSpec, say: Say, progress: Progress | None = None) -> bool:
     """PATCH /config {"pause": true} and wait (bounded) until every live member reports it."""
     from prontuario_cli.poll import wait_for
 
@@ -45,7 +46,8 @@ def pause_patroni(spec: LabSpec, say: Say) -> bool:
         return True
 
     try:
-        wait_for("Patroni paused", all_paused, PAUSE_TIMEOUT)
+        with reported(progress, "patroni: pause (so stopping a standby does not block the primary)", PAUSE_TIMEOUT):
+            wait_for("Patroni paused", all_paused, PAUSE_TIMEOUT)
     except ProntuarioError:
         say("lab: Patroni did not report the pause in time; stopping anyway")
         return False
@@ -67,18 +69,21 @@ def plan(spec: LabSpec) -> list[tuple[str, int | None]]:
     return out
 
 
-def bring_down(spec: LabSpec, say: Say, purge: bool = False) -> dict:
-    """Stop everything; with ``purge`` also delete the lab directory. Returns what was stopped."""
+def bring_down(spec: LabSpec, say: Say, purge: bool = False, progress: Progress | None = None) -> dict:
+    """Stop everything; with ``purge`` also delete the lab directory. Returns what was stopped.
+
+    Each pause and stop is reported as a ``progress`` step (a live line on a terminal).
+    """
     t0 = time.monotonic()
     comps = components(spec)
     stopped: list[str] = []
     if any(running_pid(comps[f"patroni-{n}"].proc) for n in MACS):
-        pause_patroni(spec, say)
+        pause_patroni(spec, say, progress)
     # Read PostgreSQL PIDs now: once Patroni is gone nothing else knows them.
     pg_pids = {n: postmaster_pid(spec.pg_data(n)) for n in MACS}
 
     def group(names: list[str], pids: dict[str, int | None] | None = None) -> None:
-        targets = []
+        targets, these = [], []
         for name in names:
             comp = comps[name]
             pid = (pids or {}).get(name) if pids is not None else running_pid(comp.proc)
@@ -87,8 +92,12 @@ def bring_down(spec: LabSpec, say: Say, purge: bool = False) -> dict:
             sig = signal.SIGINT if comp.kind in ("postgres", "cloudsql-replica") else (comp.proc.stop_signal if comp.proc else signal.SIGTERM)
             targets.append((pid, sig))
             stopped.append(name)
+            these.append(name)
             say(f"lab: stopping {name} (pid {pid})")
-        survivors = stop_pids(targets, timeout_s=STOP_TIMEOUT)
+        if not targets:
+            return
+        with reported(progress, f"stop {', '.join(these)}", STOP_TIMEOUT + 5):
+            survivors = stop_pids(targets, timeout_s=STOP_TIMEOUT)
         if survivors:
             raise OperationFailed(f"lab down: processes survived SIGKILL: {survivors}")
 

@@ -113,6 +113,12 @@ class NodePorts:
     sentinel: int
 
 
+def audit_log_beside(directory: Path) -> Path:
+    """``/var/lib/prontuario/lab`` → ``/var/lib/prontuario/lab-audit.jsonl``."""
+    directory = Path(directory)
+    return directory.with_name(f"{directory.name}-audit.jsonl")
+
+
 @dataclass(frozen=True)
 class LabSpec:
     """Everything needed to render the lab's files and run it; saved as ``DIR/lab.json``."""
@@ -162,8 +168,12 @@ class LabSpec:
 
     @property
     def audit_log_path(self) -> Path:
-        """The lab's own audit log (the lab inventory's ``paths.audit_log``)."""
-        return self.sub("state", "audit.jsonl")
+        """The lab's own audit log (the lab inventory's ``paths.audit_log``).
+
+        Beside the lab directory, not in it: ``lab down --purge`` deletes the directory,
+        and the record of who brought the lab up and down must outlive it.
+        """
+        return audit_log_beside(Path(self.dir))
 
     @property
     def haproxy_socket(self) -> Path:

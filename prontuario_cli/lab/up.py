@@ -25,6 +25,7 @@ from prontuario_cli.lab import config, health
 from prontuario_cli.lab.components import Component, components
 from prontuario_cli.lab.procs import alive, as_postgres_argv, log_tail, running_pid, start
 from prontuario_cli.lab.spec import MACS, NODE_NAMES, LabSpec
+from prontuario_cli.poll import Progress, reported
 
 Say = Callable[[str], None]
 
@@ -158,7 +159,7 @@ def _exited(comp: Component, pid: int) -> OperationFailed:
     )
 
 
-def wait_component(comp: Component, pid: int, what: str, probe: Callable, timeout_s: float, **kw):
+def wait_component(comp: Component, pid: int, what: str, probe: Callable, timeout_s: float, progress: Progress | None = None, **kw):
     """Wait for ``probe`` while checking ``pid`` stays alive (a dead process fails at once)."""
 
     def checked():
@@ -166,7 +167,8 @@ def wait_component(comp: Component, pid: int, what: str, probe: Callable, timeou
             raise health.StopWaiting(_exited(comp, pid))
         return probe()
 
-    return health.wait_for(what, checked, timeout_s, component=comp.name, log=comp.proc.log, **kw)
+    with reported(progress, f"{comp.name}: {what}", timeout_s):
+        return health.wait_for(what, checked, timeout_s, component=comp.name, log=comp.proc.log, **kw)
 
 
 def leader_node(spec: LabSpec) -> str | None:
@@ -275,11 +277,15 @@ def build_standin(spec: LabSpec, comp: Component, say: Say) -> None:
 # --------------------------------------------------------------------------- bring-up
 
 
-def bring_up(spec: LabSpec, say: Say) -> dict:
+def bring_up(spec: LabSpec, say: Say, progress: Progress | None = None) -> dict:
     """Bring the lab up (or complete it) and wait until every component is healthy.
 
+    Each wait is reported as a ``progress`` step (a live line on a terminal).
     Returns ``{"fresh": bool, "started": [names], "seconds": float}``.
     """
+    import functools
+
+    wait = functools.partial(wait_component, progress=progress)
     t0 = time.monotonic()
     fresh = is_fresh(spec)
     prepare(spec, fresh, say)
@@ -300,21 +306,21 @@ def bring_up(spec: LabSpec, say: Say) -> dict:
     for node in NODE_NAMES:
         comp = comps[f"etcd-{node}"]
         port = spec.node_ports(node).etcd_client
-        wait_component(comp, pids[comp.name], "healthy", lambda p=port: health.etcd_healthy(p), ETCD_TIMEOUT)
+        wait(comp, pids[comp.name], "healthy", lambda p=port: health.etcd_healthy(p), ETCD_TIMEOUT)
     say("lab: etcd healthy (3 members)")
 
     first, second = MACS
     run(f"patroni-{first}")
     if fresh:
         comp = comps[f"patroni-{first}"]
-        wait_component(comp, pids[comp.name], "leader (/primary 200)", lambda: leader_node(spec) == first, LEADER_TIMEOUT)
+        wait(comp, pids[comp.name], "leader (/primary 200)", lambda: leader_node(spec) == first, LEADER_TIMEOUT)
     run(f"patroni-{second}")
     if not fresh:
         comp = comps[f"patroni-{first}"]
-        wait_component(comp, pids[comp.name], "REST API", lambda: health.http_json(health.patroni_url(spec, first, "/config")) is not None
+        wait(comp, pids[comp.name], "REST API", lambda: health.http_json(health.patroni_url(spec, first, "/config")) is not None
                        or health.http_json(health.patroni_url(spec, second, "/config")) is not None, LEADER_TIMEOUT)
         resume_patroni(spec, say)
-        wait_component(comp, pids[comp.name], "a leader (/primary 200)", lambda: leader_node(spec), LEADER_TIMEOUT)
+        wait(comp, pids[comp.name], "a leader (/primary 200)", lambda: leader_node(spec), LEADER_TIMEOUT)
     leader = leader_node(spec) or first
     say(f"lab: Patroni leader is {leader}")
 
@@ -333,34 +339,35 @@ def bring_up(spec: LabSpec, say: Say) -> dict:
         return sync is not None and now_leader is not None and sync != now_leader
 
     comp = comps[f"patroni-{replica}"]
-    wait_component(comp, pids[comp.name], "synchronous standby (/sync 200)", pair_ready, SYNC_TIMEOUT)
+    wait(comp, pids[comp.name], "synchronous standby (/sync 200)", pair_ready, SYNC_TIMEOUT)
     leader = leader_node(spec) or leader
     say(f"lab: {sync_node(spec)} is the synchronous standby")
     comp = comps[f"patroni-{leader}"]
-    wait_component(comp, pids[comp.name], f"database {spec.database!r} created on the leader", lambda: database_exists(spec), LEADER_TIMEOUT)
+    wait(comp, pids[comp.name], f"database {spec.database!r} created on the leader", lambda: database_exists(spec), LEADER_TIMEOUT)
 
     comp = comps["haproxy"]
-    wait_component(comp, pids["haproxy"], "exactly one write server UP and writable", lambda: haproxy_writable(spec), HAPROXY_TIMEOUT)
+    wait(comp, pids["haproxy"], "exactly one write server UP and writable", lambda: haproxy_writable(spec), HAPROXY_TIMEOUT)
     say("lab: HAProxy routes writes to the primary")
 
     comp = comps["cloudsql-replica"]
     if not running_pid(comp.proc):
-        build_standin(spec, comp, say)
+        with reported(progress, "cloudsql-replica: clone (pg_basebackup)", STANDIN_TIMEOUT):
+            build_standin(spec, comp, say)
     run("cloudsql-replica")
-    wait_component(comp, pids[comp.name], "streaming from the cluster", lambda: health.standin_streaming(spec.standin_pg_port), STANDIN_TIMEOUT)
+    wait(comp, pids[comp.name], "streaming from the cluster", lambda: health.standin_streaming(spec.standin_pg_port), STANDIN_TIMEOUT)
     api = comps["cloudsql-api"]
     url = health.lab_url(spec.standin_api_port, f"/v1/projects/{spec.project}/instances/{spec.sql_instance}")
-    wait_component(api, pids[api.name], "instances.get answering", lambda: health.http_status(url) == 200, 30)
+    wait(api, pids[api.name], "instances.get answering", lambda: health.http_status(url) == 200, 30)
     say("lab: cloud stand-in replica streaming")
 
     for node in MACS:
         comp = comps[f"redis-{node}"]
         port = spec.node_ports(node).redis
-        wait_component(comp, pids[comp.name], "answering", lambda p=port: health.redis_role(p) in ("primary", "replica"), REDIS_TIMEOUT)
+        wait(comp, pids[comp.name], "answering", lambda p=port: health.redis_role(p) in ("primary", "replica"), REDIS_TIMEOUT)
     for node in NODE_NAMES:
         comp = comps[f"sentinel-{node}"]
         port = spec.node_ports(node).sentinel
-        wait_component(
+        wait(
             comp,
             pids[comp.name],
             "quorum (2 other sentinels, 1 replica, CKQUORUM OK)",
@@ -369,7 +376,8 @@ def bring_up(spec: LabSpec, say: Say) -> dict:
             last_state=lambda p=port: health.describe_sentinel(health.sentinel_master(p, spec.redis_master)),
         )
     say("lab: Sentinel quorum reached")
-    wait_settled(spec, comps, pids, SETTLED_TIMEOUT)
+    with reported(progress, "settle: what 'replication check' looks at", SETTLED_TIMEOUT):
+        wait_settled(spec, comps, pids, SETTLED_TIMEOUT)
     say("lab: settled (what 'replication check' looks at is OK)")
     return {"fresh": fresh, "started": started, "seconds": round(time.monotonic() - t0, 2)}
 

@@ -63,7 +63,7 @@ def test_lab_inventory_validates_and_carries_the_profile(profile):
     assert inv.node("mac-studio-1").ports.haproxy_write == spec.haproxy_write_port
 
 
-def test_lab_inventory_names_its_own_audit_log_inside_the_lab_dir(monkeypatch):
+def test_lab_inventory_names_its_own_audit_log_beside_the_lab_dir(monkeypatch):
     """Resolved without $PRONTUARIO_AUDIT_LOG (it overrides the inventory, and conftest sets it)."""
     from pathlib import Path
 
@@ -71,15 +71,15 @@ def test_lab_inventory_names_its_own_audit_log_inside_the_lab_dir(monkeypatch):
 
     spec = LabSpec(dir="/srv/lab", base_port=15500)
     inv = parse_inventory(config.cluster_yaml(spec), "lab/cluster.yaml")
-    assert inv.paths.audit_log is not None and Path(inv.paths.audit_log).is_relative_to("/srv/lab")
-    assert inv.paths.audit_log == "/srv/lab/state/audit.jsonl"
+    # Beside the directory, not in it: lab down --purge deletes the directory.
+    assert inv.paths.audit_log == "/srv/lab-audit.jsonl"
     monkeypatch.delenv("PRONTUARIO_AUDIT_LOG", raising=False)
     for state_env in ("/elsewhere/state", None):  # with and without a state dir override
         if state_env:
             monkeypatch.setenv("PRONTUARIO_STATE_DIR", state_env)
         else:
             monkeypatch.delenv("PRONTUARIO_STATE_DIR", raising=False)
-        assert audit_log_path(inv) == Path("/srv/lab/state/audit.jsonl")
+        assert audit_log_path(inv) == Path("/srv/lab-audit.jsonl")
         assert audit_log_path(inv) != audit_log_path(None), "the lab must not share the default audit log"
 
 
@@ -101,8 +101,36 @@ def test_lab_commands_audit_into_the_lab_audit_log_not_the_default(tmp_path, mon
     result = run("-i", str(lab_dir / "cluster.yaml"), *command, "--json")
     assert result.code == 0, result.err
     assert not default.exists(), f"a lab command wrote to the default audit log {default}"
-    entries = [json.loads(line) for line in (lab_dir / "state" / "audit.jsonl").read_text().splitlines()]
+    entries = [json.loads(line) for line in (tmp_path / "lab-audit.jsonl").read_text().splitlines()]
     assert [(e["command"], e["outcome"]) for e in entries] == [(" ".join(command[:2]), "dry-run")]
+
+
+def test_lab_lifecycle_commands_without_an_inventory_audit_into_the_lab_log(tmp_path, monkeypatch):
+    """lab up/down/install given only --dir (or nothing) must not fall back to the machine's log."""
+    import json
+
+    from prontuario_cli.paths import audit_log_path
+    from tests.helpers import run
+
+    monkeypatch.delenv("PRONTUARIO_AUDIT_LOG", raising=False)
+    monkeypatch.delenv("PRONTUARIO_INVENTORY", raising=False)
+    monkeypatch.setenv("PRONTUARIO_STATE_DIR", str(tmp_path / "state"))  # default lab dir: <state>/lab
+    default = audit_log_path(None)
+    lab_dir = tmp_path / "elsewhere" / "lab"
+    for argv in (("lab", "up", "--dir", str(lab_dir), "--dry-run"), ("lab", "down", "--dir", str(lab_dir), "--dry-run")):
+        result = run(*argv, "--json")
+        assert result.code == 0, result.err
+    result = run("lab", "install", "--dry-run", "--json")
+    assert result.code == 0, result.err
+    assert not default.exists(), f"a lab command wrote to the default audit log {default}"
+    beside = [json.loads(line)["command"] for line in (tmp_path / "elsewhere" / "lab-audit.jsonl").read_text().splitlines()]
+    assert beside == ["lab up", "lab down"]
+    default_lab = [json.loads(line)["command"] for line in (tmp_path / "state" / "lab-audit.jsonl").read_text().splitlines()]
+    assert default_lab == ["lab install"]
+    # $PRONTUARIO_AUDIT_LOG still wins over the lab's own log.
+    monkeypatch.setenv("PRONTUARIO_AUDIT_LOG", str(tmp_path / "forced.jsonl"))
+    assert run("lab", "up", "--dir", str(lab_dir), "--dry-run", "--json").code == 0
+    assert [json.loads(line)["command"] for line in (tmp_path / "forced.jsonl").read_text().splitlines()] == ["lab up"]
 
 
 def test_seed_profile_meets_the_brief_and_patroni_rule():
