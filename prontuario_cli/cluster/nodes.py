@@ -3,7 +3,7 @@
 Drills, the cloud fallback, model sync and bootstrap only see :class:`NodeAccess`:
 
 - ``act(node, service, action)`` — start / stop / kill / hang / resume a node's
-  database (Patroni + PostgreSQL) or Redis;
+  database (Patroni + PostgreSQL), Redis or etcd member;
 - ``run(node, command, timeout_s=..., on_output=...)`` — run a command, bounded,
   its output streamed line by line as it comes (rsync, ``prontuario … --json``).
 
@@ -30,7 +30,7 @@ from prontuario_cli.errors import ConfigError, OperationFailed
 from prontuario_cli.inventory import Inventory
 
 ACTIONS = ("kill", "stop", "hang", "resume", "start")
-SERVICES = ("postgres", "redis")
+SERVICES = ("postgres", "redis", "etcd")
 SIGNALS = {"kill": signal.SIGKILL, "hang": signal.SIGSTOP, "resume": signal.SIGCONT}
 
 Output = Callable[[str, str], None]  # (stream "stdout" | "stderr", one line without its newline)
@@ -118,7 +118,7 @@ class LabNodes:
                 lab.stop(f"patroni-{node}", timeout_s=30)
                 return f"stopped patroni-{node} (SIGTERM, PostgreSQL shut down by Patroni)"
             return f"started patroni-{node} (pid {lab.start(f'patroni-{node}')})"
-        name = f"redis-{node}"
+        name = f"{service}-{node}"
         if action in SIGNALS:
             return f"{SIGNALS[action].name} pid {lab.kill(name, SIGNALS[action])}"
         if action == "stop":

@@ -17,6 +17,7 @@ from prontuario_cli.inventory import Inventory
 
 PATRONI_NODE_PATH = "/patroni"
 PATRONI_CLUSTER_PATH = "/cluster"
+PATRONI_CONFIG_PATH = "/config"
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class PatroniNode:
     sync_standby: bool = False
     replication_state: str | None = None  # streaming / in archive recovery (replicas)
     patroni_version: str | None = None
+    dcs_last_seen: float | None = None  # Unix time Patroni last reached etcd (Patroni ≥ 2.1)
+    failsafe_active: bool = False  # running on failsafe: etcd unreachable, members vouch for the primary
 
 
 def parse_patroni_cluster(data: Mapping[str, Any]) -> PatroniCluster:
@@ -99,7 +102,23 @@ def parse_patroni_node(data: Mapping[str, Any]) -> PatroniNode:
         sync_standby=bool(data.get("sync_standby", False) or data.get("quorum_standby", False)),
         replication_state=data.get("replication_state"),
         patroni_version=patroni.get("version"),
+        dcs_last_seen=_float(data.get("dcs_last_seen")),
+        failsafe_active=bool(data.get("failsafe_mode_is_active", False)),
     )
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_failsafe_mode(config: Any) -> bool | None:
+    """GET /config JSON -> is ``failsafe_mode`` on (None: not a config answer)."""
+    if not isinstance(config, Mapping):
+        return None
+    return bool(config.get("failsafe_mode", False))
 
 
 # --------------------------------------------------------------------------- calls

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from prontuario_cli.engines import patroni_dcs
 from prontuario_cli.lab.spec import MACS, NODE_NAMES, LabSpec
 
 REPLICATION_USER = "replicator"
@@ -72,7 +73,8 @@ def etcd_argv(spec: LabSpec, node: str) -> list[str]:
 
 
 def patroni_config(spec: LabSpec, node: str) -> dict:
-    """The Patroni YAML for one Mac (as a dict): etcd3 DCS, sync mode, pg_rewind, slots."""
+    """The Patroni YAML for one Mac (as a dict): etcd3 DCS, the shared safety settings
+    (:mod:`prontuario_cli.engines`: sync mode, failsafe mode), pg_rewind, slots."""
     t = spec.timings
     ports = spec.node_ports(node)
     parameters = dict(PG_SHARED)
@@ -85,14 +87,7 @@ def patroni_config(spec: LabSpec, node: str) -> dict:
         "restapi": {"listen": f"127.0.0.1:{ports.patroni}", "connect_address": f"127.0.0.1:{ports.patroni}"},
         "etcd3": {"hosts": spec.etcd_hosts, "protocol": "http"},
         "bootstrap": {
-            "dcs": {
-                "ttl": t.ttl,
-                "loop_wait": t.loop_wait,
-                "retry_timeout": t.retry_timeout,
-                "maximum_lag_on_failover": 1048576,
-                "synchronous_mode": True,
-                "postgresql": {"use_pg_rewind": True, "use_slots": True, "parameters": parameters},
-            },
+            "dcs": patroni_dcs(t.ttl, t.loop_wait, t.retry_timeout, {"use_pg_rewind": True, "use_slots": True, "parameters": parameters}),
             "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "no-sync"],
         },
         "postgresql": {

@@ -1,4 +1,4 @@
-"""The four alerts of the design, built from the inventory and rendered for Prometheus.
+"""The four alerts of the design, and prontuario's own for etcd, built from the inventory and rendered for Prometheus.
 
 :func:`build_rule_group` turns an :class:`~prontuario_cli.inventory.Inventory` into a
 :class:`RuleGroup` (plain data). :func:`rules_file` gives the document Prometheus
@@ -20,6 +20,17 @@ Where each number comes from:
   fire (``MacStudioDown`` already pages for it); both down fires. A job with no
   ``up`` series at all counts as 0 % up, so losing the scrape targets cannot
   hide an outage.
+
+etcd, the vote behind every failover (the brief has no alert for it; these read the
+``prontuario_etcd_*`` gauges the replication check writes):
+
+- ``EtcdQuorumLost`` fires at once: Patroni can no longer renew or take its leader
+  key; without failsafe the primary demotes itself within ``ttl``.
+- ``EtcdNoSpareVote`` warns after 1 m with the quorum kept but a member lost: one
+  more loss stops failover.
+- ``EtcdAlarm`` fires at once: a NOSPACE or CORRUPT etcd refuses writes.
+- ``PatroniFailsafeOff`` warns after 10 m: the cluster would demote a healthy
+  primary on an etcd quorum loss.
 """
 
 from __future__ import annotations
@@ -35,6 +46,8 @@ MAC_DOWN_FOR_S = 30.0  # brief: MacStudioDown for 30 s
 REPLICATION_LAG_FOR_S = 60.0  # brief: DatabaseReplicationLag for 1 m
 HA_DEGRADED_FOR_S = 60.0  # brief: HAClusterDegraded for 1 m
 HA_MIN_UP_RATIO = 0.5  # brief: fewer than 50 % of Mac nodes up
+ETCD_MEMBER_LOST_FOR_S = 60.0  # a restart or a short blip does not page
+FAILSAFE_OFF_FOR_S = 600.0  # a configuration to fix in working hours, not a page
 
 KINDS = ("rules", "prometheusrule")
 API_VERSION = "monitoring.coreos.com/v1"
@@ -45,6 +58,10 @@ RUNBOOK = {
     "DatabaseReplicationLag": "prontuario replication status (lag in seconds and bytes per replica, Patroni roles)",
     "GCPFallbackActivated": "prontuario gcp status (what was promoted, when, by whom); recover the Macs, then fail back",
     "HAClusterDegraded": "prontuario replication status; if both Macs are down: prontuario gcp status",
+    "EtcdQuorumLost": "prontuario status (which etcd members are frozen or down); bring one back: the primary waits on it",
+    "EtcdNoSpareVote": "prontuario replication status (the etcd table: which member is lost); restart it before anything else fails",
+    "EtcdAlarm": "prontuario replication status (which member raised it); then etcdctl alarm list, compact, defrag, alarm disarm",
+    "PatroniFailsafeOff": "prontuario replication check; then patronictl edit-config -s failsafe_mode=true",
 }
 
 
@@ -95,7 +112,7 @@ class RuleGroup:
 
 
 def build_rule_group(inventory) -> RuleGroup:
-    """The brief's four alerts with the inventory's thresholds."""
+    """The brief's four alerts with the inventory's thresholds, then etcd's."""
     lag_s = inventory.targets.replication_lag.alert_s
     if not (math.isfinite(lag_s) and lag_s > 0):
         raise ConfigError(
@@ -156,9 +173,61 @@ def build_rule_group(inventory) -> RuleGroup:
             ),
             runbook=RUNBOOK["HAClusterDegraded"],
         ),
+        *_etcd_rules(),
     )
     name = f"{inventory.cluster.name}.availability"
     return RuleGroup(name=name, cluster=inventory.cluster.name, rules=rules)
+
+
+def _etcd_rules() -> tuple[AlertRule, ...]:
+    return (
+        AlertRule(
+            alert="EtcdQuorumLost",
+            expr="prontuario_etcd_quorum == 0",
+            for_s=0.0,
+            severity="critical",
+            summary="etcd has lost its quorum: Patroni cannot hold or elect a leader",
+            description=(
+                "Fewer than a majority of etcd members agree on a leader. Patroni cannot renew its leader key: "
+                "with failsafe_mode the primary keeps writes only while every member answers it; without it, writes stop "
+                "within ttl. No failover is possible until etcd is back."
+            ),
+            runbook=RUNBOOK["EtcdQuorumLost"],
+        ),
+        AlertRule(
+            alert="EtcdNoSpareVote",
+            expr="prontuario_etcd_members_healthy < prontuario_etcd_members and prontuario_etcd_quorum == 1",
+            for_s=ETCD_MEMBER_LOST_FOR_S,
+            severity="warning",
+            summary="etcd lost a member: one more loss stops failover",
+            description=(
+                "{{ $value }} etcd members are healthy: the quorum holds without a spare vote "
+                f"for {prometheus_duration(ETCD_MEMBER_LOST_FOR_S)}. Losing one more member stops Patroni's failover."
+            ),
+            runbook=RUNBOOK["EtcdNoSpareVote"],
+        ),
+        AlertRule(
+            alert="EtcdAlarm",
+            expr="prontuario_etcd_alarms > 0",
+            for_s=0.0,
+            severity="critical",
+            summary="etcd raised an alarm (NOSPACE or CORRUPT): it refuses writes",
+            description="{{ $value }} etcd alarms are active: Patroni cannot renew its leader key while etcd refuses writes.",
+            runbook=RUNBOOK["EtcdAlarm"],
+        ),
+        AlertRule(
+            alert="PatroniFailsafeOff",
+            expr="prontuario_patroni_failsafe_mode == 0",
+            for_s=FAILSAFE_OFF_FOR_S,
+            severity="warning",
+            summary="Patroni's failsafe_mode is off",
+            description=(
+                f"failsafe_mode has been off for {prometheus_duration(FAILSAFE_OFF_FOR_S)}: if etcd loses its quorum "
+                "the healthy primary demotes itself and the hospital stops writing."
+            ),
+            runbook=RUNBOOK["PatroniFailsafeOff"],
+        ),
+    )
 
 
 def rules_file(group: RuleGroup) -> dict[str, Any]:

@@ -29,6 +29,13 @@ Rules (thresholds from ``targets.replication_lag``):
   or without quorum; no Redis master or two; a Redis replica's link down; no HAProxy
   write server, two of them, or writes routed to a node that is not the primary; the
   cloud fallback active.
+- etcd (evaluated first, so that when it is the cause its problem leads the list): a
+  member is healthy when it answers ``/v3/maintenance/status`` and agrees with the others
+  on a raft leader. WARNING: a member lost with the quorum kept ("no spare vote" when one
+  more loss would stop failover); Patroni not reaching etcd for ``DCS_SILENT_WARN_S``;
+  a database near etcd's default quota; ``failsafe_mode`` off. CRITICAL: fewer than a
+  majority healthy — a member that does not answer within the timeout counts as lost, as
+  a frozen Sentinel does; an alarm (NOSPACE, CORRUPT); a Patroni running on failsafe.
 - UNKNOWN: a component that did not answer within the health-check timeout, or whose
   answer could not be read.
 """
@@ -47,6 +54,7 @@ from prontuario_cli.errors import PermissionProblem, UnavailableError
 from prontuario_cli.inventory import Inventory, Node, ReplicationLagTargets
 from prontuario_cli.replication import facts
 from prontuario_cli.replication.report import (
+    EtcdRow,
     HAProxyRow,
     MemberRow,
     Problem,
@@ -54,11 +62,15 @@ from prontuario_cli.replication.report import (
     ReplicaRow,
     ReplicationReport,
     SentinelRow,
+    human_bytes,
 )
 from prontuario_cli.replication.state import TimelineState, change_json, observe, pending_change
 from prontuario_cli.report import Status
 
 RUNNING_STATES = ("running", "streaming")
+# Patroni reads etcd every loop_wait (10 s by default, 1-2 s in the lab); three times
+# Patroni's default without a read means it is not reaching its store.
+DCS_SILENT_WARN_S = 30.0
 _SEVERITY = {Status.CRITICAL: 0, Status.UNKNOWN: 1, Status.WARNING: 2, Status.OK: 3}
 
 
@@ -150,13 +162,13 @@ def replica_verdict(
         owed = replica.unacknowledged_bytes
         reasons.append(
             (Status.CRITICAL if member else Status.WARNING,
-             f"has not replied for {silent:.0f} s" + (f" ({_bytes(owed)} not confirmed)" if owed else ""))
+             f"has not replied for {silent:.0f} s" + (f" ({human_bytes(owed)} not confirmed)" if owed else ""))
         )
     far_behind = lag > targets.alert_s and behind > targets.alert_bytes
     if far_behind:
         reasons.append(
             (Status.CRITICAL if member else Status.WARNING,
-             f"{lag:.1f} s and {_bytes(behind)} behind (alert: > {targets.alert_s:g} s and > {_bytes(targets.alert_bytes)})")
+             f"{lag:.1f} s and {human_bytes(behind)} behind (alert: > {targets.alert_s:g} s and > {human_bytes(targets.alert_bytes)})")
         )
     if member and not far_behind and lag * 1000 > targets.sync_target_ms:
         reasons.append((Status.WARNING, f"replay lag {lag * 1000:.0f} ms > target {targets.sync_target_ms:g} ms"))
@@ -166,17 +178,6 @@ def replica_verdict(
         reasons.append((Status.WARNING, f"asynchronous (sync_state {replica.sync_state or 'unknown'}): commits do not wait for it"))
     status = Status.worst([s for s, _ in reasons]) if reasons else Status.OK
     return status, reasons
-
-
-def _bytes(n: int | float | None) -> str:
-    if n is None:
-        return "?"
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
 
 
 class _Collector:
@@ -222,6 +223,9 @@ def evaluate(
     timeout_s = inventory.health_checks.timeout_s
     c = _Collector()
 
+    # etcd first: when it loses its quorum it is the cause, and its problem leads the list
+    # ahead of the PostgreSQL symptoms that follow (problems keep this order within a status).
+    etcd_rows, etcd_quorum, failsafe = _evaluate_etcd(inventory, outcomes, checked_at, timeout_s, c)
     pg = _evaluate_postgres(inventory, outcomes, targets, gcp_active, timeout_s, c)
     leader, timeline, members, replicas = pg
 
@@ -264,6 +268,9 @@ def evaluate(
         witness_nodes=tuple(n.name for n in inventory.nodes if n.role == "witness"),
         gcp_fallback_active=gcp_active,
         problems=problems,
+        etcd=tuple(etcd_rows),
+        etcd_quorum=etcd_quorum,
+        failsafe_mode=failsafe,
         sync_target_s=targets.sync_target_ms / 1000.0,
         alert_s=targets.alert_s,
         alert_bytes=targets.alert_bytes,
@@ -511,7 +518,7 @@ def _evaluate_cloud(outcomes, leader_fact, timeline, gcp_active, timeout_s, c: _
     state = fact.receiver_status or ("promoted" if not fact.in_recovery else None)
     row = MemberRow("cloud", "cloud", fact.role, state, fact.timeline, word, Status.OK)
     if behind:
-        c.notes.setdefault(key, []).append((Status.OK, f"replayed up to {_bytes(behind)} behind the primary"))
+        c.notes.setdefault(key, []).append((Status.OK, f"replayed up to {human_bytes(behind)} behind the primary"))
     return row
 
 
@@ -563,11 +570,11 @@ def _evaluate_redis(inventory: Inventory, outcomes, targets, timeout_s, c: _Coll
             if lag is not None:
                 silent = last_io is not None and last_io > targets.alert_s
                 if lag > targets.alert_bytes and silent:
-                    c.add("redis", Status.CRITICAL, f"{node.name}: {_bytes(lag)} behind and silent for {last_io} s", key=key)
+                    c.add("redis", Status.CRITICAL, f"{node.name}: {human_bytes(lag)} behind and silent for {last_io} s", key=key)
                 elif lag > targets.alert_bytes:
-                    c.add("redis", Status.WARNING, f"{node.name}: {_bytes(lag)} behind the master", key=key)
+                    c.add("redis", Status.WARNING, f"{node.name}: {human_bytes(lag)} behind the master", key=key)
                 elif lag > 0 and silent:
-                    c.add("redis", Status.WARNING, f"{node.name}: {_bytes(lag)} behind and silent for {last_io} s", key=key)
+                    c.add("redis", Status.WARNING, f"{node.name}: {human_bytes(lag)} behind and silent for {last_io} s", key=key)
         rows.append(RedisRow(node.name, "replica", word, points_at or master_addr, info.master_link_status, last_io, info.replica_repl_offset, lag, Status.OK))
     rows = [_with_status(row, c.row(f"redis:{row.node}")) for row in rows]
     return rows, (master, by_addr)
@@ -643,6 +650,84 @@ def _evaluate_sentinels(inventory: Inventory, outcomes, redis_master, timeout_s,
         agrees = master is not None and master == consensus and (master_node is None or master == master_node)
         rows.append(SentinelRow(node.name, master, agrees, view.quorum_ok, view.other_sentinels, Status.OK))
     return [_with_status(row, c.row(f"sentinel:{row.node}")) for row in rows]
+
+
+# --------------------------------------------------------------------------- etcd (Patroni's store)
+
+
+def _evaluate_etcd(inventory: Inventory, outcomes, checked_at: str, timeout_s: float, c: _Collector):
+    """Each etcd member, the quorum they make, and Patroni's view of them: (rows, quorum, failsafe_mode)."""
+    from prontuario_cli.cluster import etcd
+
+    failsafe = next((o.value for name, o in sorted(outcomes.items()) if name.startswith("patroni-config:") and o.ok and o.value is not None), None)
+    nodes = [n for n in inventory.nodes if n.ports.etcd_client]
+    if not nodes:
+        return [], None, failsafe
+    statuses: dict[str, etcd.EtcdStatus | None] = {}
+    why: dict[str, str] = {}
+    reach: dict[str, str] = {}
+    for node in nodes:
+        o = outcomes.get(f"etcd:{node.name}")
+        word, status, note = reachability(o, f"{node.name}: etcd", timeout_s)
+        reach[node.name] = word
+        statuses[node.name] = o.value if o is not None and o.ok else None
+        if statuses[node.name] is None:
+            why[node.name] = f"no answer within {timeout_s:g} s (frozen?)" if word == "no answer" else _strip_subject(note)
+    q = etcd.quorum(statuses, why)
+    lost = "; ".join(f"{name}: {text}" for name, text in q.lost.items())
+    if not q.has_quorum:
+        if failsafe:
+            consequence = ("Patroni's failsafe mode keeps the primary only while every member answers it; "
+                           "no failover is possible until etcd is back")
+        else:
+            consequence = "the primary demotes itself once its leader key expires (ttl): writes stop"
+        c.add("etcd", Status.CRITICAL,
+              f"etcd has no quorum ({len(q.healthy)} of {q.total} members healthy, {q.majority} needed; {lost}): "
+              f"Patroni cannot renew or take the leader key; {consequence}")
+    elif q.lost and q.spare == 0:
+        c.add("etcd", Status.WARNING, f"etcd has no spare vote ({lost}): one more loss stops failover")
+    elif q.lost:
+        c.add("etcd", Status.WARNING, f"etcd lost {len(q.lost)} of {q.total} members ({lost}); {q.spare} more may go before failover stops")
+    for name, alarms in q.alarms.items():
+        c.add("etcd", Status.CRITICAL, f"etcd alarm {', '.join(alarms)} on {name}: etcd refuses writes, Patroni cannot renew the leader key",
+              key=f"etcd:{name}")
+    rows = []
+    for node in nodes:
+        s = statuses[node.name]
+        key = f"etcd:{node.name}"
+        if node.name in q.lost:
+            c.notes.setdefault(key, []).append((Status.OK, q.lost[node.name]))
+        if s is not None and s.db_size and s.db_size > etcd.DB_SIZE_WARN_RATIO * etcd.DEFAULT_QUOTA_BYTES:
+            c.add("etcd", Status.WARNING, f"etcd on {node.name} holds {human_bytes(s.db_size)}, near the default 2 GiB quota "
+                  "(NOSPACE stops Patroni): compact and defragment", key=key)
+        base = Status.OK if node.name in q.healthy else (Status.CRITICAL if not q.has_quorum else Status.WARNING)
+        rows.append(EtcdRow(node.name, reach[node.name], s.is_leader if s else None, s.raft_term if s else None,
+                            s.raft_index if s else None, s.db_size if s else None, ",".join(s.alarms) if s else "", base))
+    _patroni_dcs_view(inventory, outcomes, checked_at, q.has_quorum, c)
+    if failsafe is False:
+        c.add("etcd", Status.WARNING, "Patroni's failsafe_mode is off: if etcd loses its quorum the healthy primary demotes itself "
+              "and writes stop (patronictl edit-config -s failsafe_mode=true)")
+    quorum = {"healthy": len(q.healthy), "total": q.total, "majority": q.majority, "spare": q.spare, "quorum": q.has_quorum, "leader": q.leader}
+    return [_with_status(row, c.row(f"etcd:{row.node}", row.status)) for row in rows], quorum, failsafe
+
+
+def _patroni_dcs_view(inventory: Inventory, outcomes, checked_at: str, has_quorum: bool, c: _Collector) -> None:
+    """What each Patroni says of etcd: running on failsafe, or not reaching it for a while."""
+    import datetime as _dt
+
+    now = _dt.datetime.fromisoformat(checked_at).timestamp() if checked_at else None
+    for node in inventory.nodes:
+        o = outcomes.get(f"patroni:{node.name}")
+        if o is None or not o.ok:
+            continue
+        own: PatroniNode = o.value[0]
+        if own.failsafe_active:
+            c.add("etcd", Status.CRITICAL, f"Patroni on {node.name} runs in failsafe mode: etcd is unreachable; the primary stays "
+                  "only while every member answers it")
+        elif now is not None and own.dcs_last_seen and has_quorum:
+            silent = now - own.dcs_last_seen
+            if silent > DCS_SILENT_WARN_S:
+                c.add("etcd", Status.WARNING, f"Patroni on {node.name} last reached etcd {silent:.0f} s ago (its leader key lives there)")
 
 
 # --------------------------------------------------------------------------- HAProxy

@@ -41,6 +41,7 @@ def replication_families(report: ReplicationReport, inventory: Inventory) -> lis
     sentinels_answering = sum(1 for s in report.sentinels if s.agrees is not None)
     sentinels_agreeing = sum(1 for s in report.sentinels if s.agrees)
     writers = len({h.node or h.server for h in report.haproxy if h.takes_writes})
+    etcd = _etcd_families(report, cluster)
     checked = _dt.datetime.fromisoformat(report.checked_at).timestamp() if report.checked_at else None
     families = [
         Family("postgresql_replication_lag_seconds", "Replay lag of each PostgreSQL replica seen from the primary; 0 when it is not behind.", samples=tuple(lag_s)),
@@ -67,6 +68,7 @@ def replication_families(report: ReplicationReport, inventory: Inventory) -> lis
             "HAProxy servers taking writes (exactly 1 is healthy).",
             samples=(Sample(writers),) if report.haproxy else (),
         ),
+        *etcd,
         Family("up", "1 when at least one service on the node answered the replication check.", samples=tuple(up)),
         Family("gcp_fallback_active", "1 when the Cloud SQL fallback has been promoted (emergency mode).", samples=(Sample(1 if report.gcp_fallback_active else 0),)),
         Family(
@@ -81,6 +83,32 @@ def replication_families(report: ReplicationReport, inventory: Inventory) -> lis
             samples=(Sample(checked),) if checked is not None else (),
         ),
     ]
+    return families
+
+
+def _etcd_families(report: ReplicationReport, cluster: str) -> list[Family]:
+    """etcd's quorum as the check saw it (alerts: EtcdNoSpareVote, EtcdQuorumLost, EtcdAlarm)."""
+    q = report.etcd_quorum
+    if q is None:
+        return []
+    labels = {"cluster": cluster}
+    alarms = sum(len([a for a in row.alarms.split(",") if a]) for row in report.etcd)
+    families = [
+        Family("prontuario_etcd_members", "etcd members the inventory lists.", samples=(Sample(q["total"], labels),)),
+        Family("prontuario_etcd_members_healthy", "etcd members that answered and agree on a raft leader.", samples=(Sample(q["healthy"], labels),)),
+        Family("prontuario_etcd_quorum", "1 when a majority of etcd members is healthy (Patroni can hold its leader key).", samples=(Sample(1 if q["quorum"] else 0, labels),)),
+        Family("prontuario_etcd_alarms", "Active etcd alarms (NOSPACE, CORRUPT) reported by the members.", samples=(Sample(alarms, labels),)),
+        Family(
+            "prontuario_etcd_member_up",
+            "1 when the etcd member answered its status within the check's timeout.",
+            samples=tuple(Sample(1 if row.reachable == "up" else 0, {"cluster": cluster, "member": row.node}) for row in report.etcd),
+        ),
+    ]
+    if report.failsafe_mode is not None:
+        families.append(
+            Family("prontuario_patroni_failsafe_mode", "1 when Patroni's failsafe_mode is on (the primary survives an etcd quorum loss).",
+                   samples=(Sample(1 if report.failsafe_mode else 0, labels),))
+        )
     return families
 
 

@@ -4,8 +4,9 @@ A probe is a callable taking the absolute deadline and returning one fact (see
 :mod:`prontuario_cli.replication.facts`). Probe names say what and where, and are
 what the evaluator looks results up by::
 
-    patroni:<node>   postgres:<node>   postgres:cloud   redis:<node>
-    sentinel:<node>  haproxy  (the runtime API)   haproxy:<node>  (a stats page)
+    patroni:<node>   patroni-config:<node>   postgres:<node>   postgres:cloud
+    redis:<node>     sentinel:<node>   etcd:<node>
+    haproxy  (the runtime API)   haproxy:<node>  (a stats page)
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ def build_probes(inventory: Inventory) -> dict[str, Probe]:
         ports = node.ports
         if ports.patroni:
             probes[f"patroni:{node.name}"] = _patroni_probe(node)
+            # Apart: a /config that cannot be read must not hide the member's own facts.
+            probes[f"patroni-config:{node.name}"] = _patroni_config_probe(node)
+        if ports.etcd_client:
+            probes[f"etcd:{node.name}"] = _etcd_probe(node.address, ports.etcd_client)
         if ports.postgresql:
             probes[f"postgres:{node.name}"] = _postgres_probe(
                 node.address, ports.postgresql, inventory.cluster.postgres_user, inventory.cluster.database, pg_password
@@ -62,6 +67,24 @@ def _patroni_probe(node: Node) -> Probe:
         own = patroni.rest_json(node, patroni.PATRONI_NODE_PATH, deadline)
         cluster = patroni.rest_json(node, patroni.PATRONI_CLUSTER_PATH, deadline)
         return patroni.parse_patroni_node(own), patroni.parse_patroni_cluster(cluster)
+
+    return probe
+
+
+def _patroni_config_probe(node: Node) -> Probe:
+    def probe(deadline: float):
+        from prontuario_cli.cluster import patroni
+
+        return patroni.parse_failsafe_mode(patroni.rest_json(node, patroni.PATRONI_CONFIG_PATH, deadline))
+
+    return probe
+
+
+def _etcd_probe(address: str, port: int) -> Probe:
+    def probe(deadline: float):
+        from prontuario_cli.cluster.etcd import member_status
+
+        return member_status(address, port, deadline)
 
     return probe
 

@@ -97,6 +97,19 @@ class SentinelRow:
 
 
 @dataclass(frozen=True)
+class EtcdRow:
+    node: str
+    reachable: str  # up, down, no answer
+    leader: bool | None  # this member is the raft leader (None: did not answer)
+    raft_term: int | None
+    raft_index: int | None
+    db_size: int | None
+    alarms: str  # "NOSPACE", "" when none
+    status: Status
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class HAProxyRow:
     source: str  # the runtime socket, or the node whose stats page was read
     proxy: str
@@ -132,6 +145,10 @@ class ReplicationReport:
     problems: tuple[Problem, ...] = ()
     timeline_change: dict | None = None
     timeline_expected: dict | None = None
+    etcd: tuple[EtcdRow, ...] = ()
+    # {"healthy", "total", "majority", "spare", "quorum", "leader"}; None when no node lists an etcd port.
+    etcd_quorum: dict | None = None
+    failsafe_mode: bool | None = None  # Patroni's failsafe_mode (None: /config not read)
     # Thresholds used, for the perfdata (not part of the JSON).
     sync_target_s: float = field(default=0.1, metadata={"json": False})
     alert_s: float = field(default=10.0, metadata={"json": False})
@@ -149,6 +166,8 @@ class ReplicationReport:
         for row in self.redis:
             if row.role == "replica":
                 perf.append(Perf(f"redis_offset_lag_{row.node}", row.offset_lag_bytes, "B", crit=self.alert_bytes, min=0))
+        if self.etcd_quorum is not None:
+            perf.append(Perf("etcd_healthy", self.etcd_quorum["healthy"], "", min=0, max=self.etcd_quorum["total"]))
         reachable = sum(1 for s in self.sentinels if s.agrees is not None)
         perf.append(Perf("sentinels", reachable, "", min=0, max=len(self.sentinels)))
         perf.append(Perf("sentinels_agreeing", sum(1 for s in self.sentinels if s.agrees), "", min=0, max=len(self.sentinels)))
@@ -213,6 +232,14 @@ class ReplicationReport:
                     tuple((s.node, s.master, s.agrees, s.quorum_ok, s.other_sentinels, s.status, s.note) for s in self.sentinels),
                 )
             )
+        if self.etcd:
+            out.append(
+                Table(
+                    "etcd (Patroni's store)",
+                    ("node", "reachable", "leader", "raft term", "raft index", "db size", "alarms", "status", "note"),
+                    tuple((e.node, e.reachable, e.leader, e.raft_term, e.raft_index, human_bytes(e.db_size, "-"), e.alarms, e.status, e.note) for e in self.etcd),
+                )
+            )
         if self.haproxy:
             out.append(
                 Table(
@@ -230,6 +257,18 @@ def _timeline_cell(report: ReplicationReport):
     if report.timeline_changed and report.previous_timeline is not None:
         return f"{report.previous_timeline}→{report.timeline}"
     return report.timeline
+
+
+def human_bytes(n: int | float | None, unknown: str = "?") -> str:
+    """1536 -> "1.5 KiB" (bytes as B, KiB, MiB, GiB)."""
+    if n is None:
+        return unknown
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
 
 
 def _num(value) -> str:

@@ -1,4 +1,4 @@
-"""Rows from the replication check: each node, PostgreSQL, Redis, Sentinels, HAProxy, the cloud replica.
+"""Rows from the replication check: each node, PostgreSQL, etcd, Redis, Sentinels, HAProxy, the cloud replica.
 
 :func:`replication_rows` runs :func:`prontuario_cli.replication.check` (every probe
 concurrently, under the status deadline) and :func:`rows_from_replication` turns its
@@ -22,7 +22,7 @@ LOOK = "prontuario replication status"  # the full replication picture
 ACK_TIMELINE = "prontuario replication check --ack-timeline"  # once the failover is understood
 CLOUD = "prontuario gcp status"  # the fallback runbook's first step
 _FALLBACK_ACTIVE = "the Cloud SQL fallback is active"
-_ROW_OF = {"postgres": "postgres", "timeline": "postgres", "check": "postgres", "redis": "redis", "sentinel": "sentinel", "haproxy": "haproxy", "cloud": "cloud"}
+_ROW_OF = {"etcd": "etcd", "postgres": "postgres", "timeline": "postgres", "check": "postgres", "redis": "redis", "sentinel": "sentinel", "haproxy": "haproxy", "cloud": "cloud"}
 
 
 def replication_rows(inventory: Inventory, deadline: float) -> list[Row]:
@@ -54,6 +54,8 @@ def rows_from_replication(report: ReplicationReport, inventory: Inventory) -> li
         up = sum(1 for name in macs if report.nodes_up.get(name))
         rows[0] = _with_perf(rows[0], Perf("macs_up", up, "", min=0, max=len(macs)))
     rows.append(_postgres_row(report, by_row.get("postgres", [])))
+    if report.etcd_quorum is not None or by_row.get("etcd"):
+        rows.append(_etcd_row(report, inventory, by_row.get("etcd", [])))
     if report.redis or by_row.get("redis"):
         rows.append(_redis_row(report, by_row.get("redis", [])))
     if report.sentinels or by_row.get("sentinel"):
@@ -83,10 +85,12 @@ def _node_row(node, report: ReplicationReport, problems: list[Problem], macs_los
     member = next((m for m in report.members if m.node == name and m.kind != "cloud"), None)
     redis = next((r for r in report.redis if r.node == name), None)
     sentinel = next((s for s in report.sentinels if s.node == name), None)
+    etcd = next((e for e in report.etcd if e.node == name), None)
     replica = next((r for r in report.replicas if r.node == name), None)
     up = report.nodes_up.get(name)
-    words = [w for w in (member.reachable if member else None, redis.reachable if redis else None) if w and w not in ("up", "-")]
-    if not words:  # a Sentinel-only node (the witness): its row has no reachability word
+    said = (member.reachable if member else None, redis.reachable if redis else None, etcd.reachable if etcd else None)
+    words = [w for w in said if w and w not in ("up", "-")]
+    if not words:  # a Sentinel-only node: its row has no reachability word
         words = ["no answer" if any("no answer" in p.message for p in problems) else "down"]
     reach = "-" if up is None else "up" if up else ("no answer" if "no answer" in words else words[0])
 
@@ -101,10 +105,13 @@ def _node_row(node, report: ReplicationReport, problems: list[Problem], macs_los
     if sentinel is not None:
         services.append("Sentinel")
         parts.append("Sentinel " + ("agrees" if sentinel.agrees else "no answer" if sentinel.agrees is None else "disagrees"))
+    if etcd is not None:
+        services.append("etcd")
+        parts.append("etcd " + ("leader" if etcd.leader else "member" if etcd.reachable == "up" else etcd.reachable))
 
     found = [(p.status, _strip(name, p.message)) for p in problems]
     if not found:  # a row marked by a note that is not among the listed problems
-        found = [(row.status, "") for row in (member, redis, sentinel) if row is not None and row.status != Status.OK]
+        found = [(row.status, "") for row in (member, redis, sentinel, etcd) if row is not None and row.status != Status.OK]
     if up is False:
         state = "NO ANSWER (frozen, overloaded or cut off?)" if reach == "no answer" else reach.upper()
         timeout = f" within {report.timeout_s:g} s" if reach == "no answer" else ""
@@ -191,6 +198,21 @@ def _sentinel_row(report: ReplicationReport, problems: list[Problem]) -> Row:
     details = {"master": masters[0] if len(masters) == 1 else None, "agreeing": len(agreeing), "answering": len(answering), "total": total}
     perf = (Perf("sentinels_agreeing", len(agreeing), "", min=0, max=total),)
     return problem_row("sentinel", "Sentinels", state, _found(problems), LOOK, details=details, perf=perf)
+
+
+def _etcd_row(report: ReplicationReport, inventory: Inventory, problems: list[Problem]) -> Row:
+    q = report.etcd_quorum or {}
+    if q:
+        state = f"{q['healthy']}/{q['total']} members healthy" + (f", leader {q['leader']}" if q.get("leader") else "")
+        state += "" if q["quorum"] else f", NO QUORUM (needs {q['majority']})"
+    else:
+        state = "not read"
+    if report.failsafe_mode is not None:
+        state += f"; failsafe {'on' if report.failsafe_mode else 'OFF'}"
+    endpoints = ",".join(f"http://{n.address}:{n.ports.etcd_client}" for n in inventory.nodes if n.ports.etcd_client)
+    details = {**q, "failsafe_mode": report.failsafe_mode}
+    perf = (Perf("etcd_healthy", q.get("healthy"), "", min=0, max=q.get("total")),)
+    return problem_row("etcd", "etcd", state, _found(problems), f"etcdctl --endpoints={endpoints} endpoint status -w table", details=details, perf=perf)
 
 
 def _haproxy_row(report: ReplicationReport, inventory: Inventory, problems: list[Problem]) -> Row:

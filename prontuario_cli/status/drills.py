@@ -1,6 +1,6 @@
 """Rows from the drill journals: each drill kind's last run and when the next one is due.
 
-The cadence is the drill history's (health daily, failover weekly, cloud monthly, in
+The cadence is the drill history's (health daily, failover weekly, cloud and dcs monthly, in
 UTC days, ISO weeks and months) and so is what counts as a run (a real, not dry-run,
 journal of that drill, whatever its verdict). A drill is *due* in the first day / week /
 month wholly after its last run, and *overdue* once that unit has ended without one:
@@ -20,6 +20,7 @@ RUN = {
     "health": "prontuario drill health",
     "failover": "prontuario drill failover --mode kill",
     "cloud": "prontuario drill cloud",
+    "dcs": "prontuario drill dcs --mode quorum",
 }
 
 
@@ -43,7 +44,7 @@ def next_due(cadence: str, last_run: _dt.datetime) -> tuple[_dt.date, _dt.dateti
 
 
 def rows_from_journals(items: Iterable, now: _dt.datetime, reports_dir: str = "") -> list[Row]:
-    """One row per drill kind (health, failover, cloud); pure."""
+    """One row per drill kind (health, failover, cloud, dcs); pure."""
     from prontuario_cli.drill.history import CADENCE, DRILLS, gap_ranges, started
     from prontuario_cli.drill.journal import Journal
 

@@ -150,6 +150,8 @@ def test_patroni_config_has_the_safety_settings():
     cfg = config.patroni_config(spec, "mac-studio-2")
     dcs = cfg["bootstrap"]["dcs"]
     assert dcs["synchronous_mode"] is True
+    # An etcd quorum loss must not demote a healthy primary (the same setting bootstrap renders).
+    assert dcs["failsafe_mode"] is True
     assert dcs["postgresql"]["use_pg_rewind"] and dcs["postgresql"]["use_slots"]
     assert dcs["postgresql"]["parameters"]["wal_log_hints"] == "on"
     assert cfg["restapi"]["listen"].startswith("127.0.0.1:")
@@ -398,3 +400,11 @@ def test_wait_settled_names_what_is_still_settling_with_its_log(tmp_path, monkey
 
     monkeypatch.setattr(ready, "gaps", lambda spec: [])
     up.wait_settled(spec, components(spec), {}, 0.3)
+
+
+def test_patroni_dcs_refuses_timings_patroni_would_reject():
+    from prontuario_cli.engines import patroni_dcs
+
+    assert patroni_dcs(20, 2, 4, {})["failsafe_mode"] is True
+    with pytest.raises(ValueError, match="loop_wait"):
+        patroni_dcs(20, 10, 6, {})

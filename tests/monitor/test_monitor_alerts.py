@@ -182,3 +182,54 @@ def test_promtool_test_rules_fails_on_a_wrong_expectation(tmp_path):
     result = run_rule_tests(rules, [test], tmp_path)
     assert result.code != 0
     assert "FAILED" in result.out
+
+
+# ----------------------------------------------------------------------- etcd
+
+ETCD = {"cluster": "prontuario"}
+
+
+def etcd_series(healthy: str, quorum: str, alarms: str = "0x30") -> list[dict]:
+    return [
+        series(ETCD, "3x30", name="prontuario_etcd_members"),
+        series(ETCD, healthy, name="prontuario_etcd_members_healthy"),
+        series(ETCD, quorum, name="prontuario_etcd_quorum"),
+        series(ETCD, alarms, name="prontuario_etcd_alarms"),
+        series(ETCD, "1x30", name="prontuario_patroni_failsafe_mode"),
+    ]
+
+
+def test_one_etcd_member_lost_warns_after_a_minute_and_quorum_loss_fires_at_once(tmp_path, form):
+    rules = render(form=form)
+    spare = expected_alert(rules, "EtcdNoSpareVote", ETCD, value="2")
+    lost = expected_alert(rules, "EtcdQuorumLost", ETCD)
+    # 0-85 s: one member lost (2 of 3, quorum kept); from 90 s a second one (1 of 3, no quorum).
+    test = {
+        "interval": "5s",
+        "input_series": etcd_series("2x17 1x12", "1x17 0x12"),
+        "alert_rule_test": [
+            at("55s", "EtcdNoSpareVote"),  # pending: a restart does not page
+            at("60s", "EtcdNoSpareVote", spare),
+            at("85s", "EtcdQuorumLost"),
+            at("90s", "EtcdQuorumLost", lost),  # at once
+            at("90s", "EtcdNoSpareVote"),  # the quorum alert takes over
+        ],
+    }
+    assert_passes(rules, [test], tmp_path)
+
+
+def test_a_healthy_etcd_is_quiet_and_an_alarm_fires_at_once(tmp_path, form):
+    rules = render(form=form)
+    alarm = expected_alert(rules, "EtcdAlarm", ETCD, value="1")
+    test = {
+        "interval": "5s",
+        "input_series": etcd_series("3x30", "1x30", alarms="0x5 1x24"),
+        "alert_rule_test": [
+            at("25s", "EtcdAlarm"),  # "0x5": six quiet samples, 0-25 s
+            at("30s", "EtcdAlarm", alarm),  # at once
+            at("2m", "EtcdNoSpareVote"),
+            at("2m", "EtcdQuorumLost"),
+            at("2m", "PatroniFailsafeOff"),
+        ],
+    }
+    assert_passes(rules, [test], tmp_path)

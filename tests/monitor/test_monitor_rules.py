@@ -19,7 +19,9 @@ from prontuario_cli.monitor.rules import (
 )
 from tests.monitor.promtool_harness import check_rules, groups_of_manifest, inventory, promtool, rule
 
-ALERTS = ["MacStudioDown", "DatabaseReplicationLag", "GCPFallbackActivated", "HAClusterDegraded"]
+BRIEF = ["MacStudioDown", "DatabaseReplicationLag", "GCPFallbackActivated", "HAClusterDegraded"]
+ETCD = ["EtcdQuorumLost", "EtcdNoSpareVote", "EtcdAlarm", "PatroniFailsafeOff"]
+ALERTS = BRIEF + ETCD
 
 
 def test_the_four_alerts_of_the_brief():
@@ -41,6 +43,18 @@ def test_the_four_alerts_of_the_brief():
     degraded = rule(rules, "HAClusterDegraded")
     assert degraded["expr"].endswith("< 0.5") and 'count(up{job="mac-studio"})' in degraded["expr"]
     assert degraded["for"] == "1m" and degraded["labels"]["severity"] == "critical"
+
+
+def test_the_etcd_alerts():
+    rules = rules_file(build_rule_group(inventory()))
+    lost = rule(rules, "EtcdQuorumLost")
+    assert lost["expr"] == "prontuario_etcd_quorum == 0" and "for" not in lost and lost["labels"]["severity"] == "critical"
+    spare = rule(rules, "EtcdNoSpareVote")
+    assert spare["expr"] == "prontuario_etcd_members_healthy < prontuario_etcd_members and prontuario_etcd_quorum == 1"
+    assert spare["for"] == "1m" and spare["labels"]["severity"] == "warning"
+    assert rule(rules, "EtcdAlarm")["expr"] == "prontuario_etcd_alarms > 0"
+    off = rule(rules, "PatroniFailsafeOff")
+    assert off["expr"] == "prontuario_patroni_failsafe_mode == 0" and off["for"] == "10m"
 
 
 def test_every_alert_has_summary_description_and_a_prontuario_runbook():
@@ -114,7 +128,7 @@ def test_promtool_accepts_the_rules_file(tmp_path, alert_s):
     path.write_text(text, encoding="utf-8")
     result = promtool("check", "rules", str(path), cwd=tmp_path)
     assert result.code == 0, result.out
-    assert "SUCCESS: 4 rules found" in result.out
+    assert f"SUCCESS: {len(ALERTS)} rules found" in result.out
 
 
 @pytest.mark.parametrize("alert_s", [None, 5])
@@ -122,7 +136,7 @@ def test_promtool_accepts_the_groups_of_the_prometheusrule_manifest(tmp_path, al
     text = to_yaml(rules_document(inventory(alert_s), "prometheusrule", namespace="monitoring"))
     result = check_rules(groups_of_manifest(yaml.safe_load(text)), tmp_path)
     assert result.code == 0, result.out
-    assert "SUCCESS: 4 rules found" in result.out
+    assert f"SUCCESS: {len(ALERTS)} rules found" in result.out
 
 
 def test_promtool_rejects_a_broken_expression(tmp_path):

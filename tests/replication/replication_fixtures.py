@@ -10,7 +10,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from prontuario_cli.cluster import patroni
+from prontuario_cli.cluster import etcd, patroni
 from prontuario_cli.connect import Refused, TimedOut
 from prontuario_cli.connect.fanout import Outcome
 from prontuario_cli.connect.haproxy import parse_haproxy_stat
@@ -42,12 +42,19 @@ def sentinel_view() -> facts.SentinelView:
     return facts.parse_sentinel(*data("sentinel_replies.json"))
 
 
+def etcd_status(node: str, **changes) -> etcd.EtcdStatus:
+    """The member's real ``/v3/maintenance/status`` answer, parsed, then changed."""
+    return dataclasses.replace(etcd.parse_status(data("etcd_status.json")[node]), **changes)
+
+
 def healthy() -> dict[str, Outcome]:
     rows = pg_rows()
     cluster = patroni.parse_patroni_cluster(data("patroni_cluster.json"))
+    # The captured answers carry the capture's clock (dcs_last_seen); a test that looks at
+    # it sets it against its own checked_at.
     values = {
-        "patroni:mac-studio-1": (patroni.parse_patroni_node(data("patroni_mac-studio-1.json")), cluster),
-        "patroni:mac-studio-2": (patroni.parse_patroni_node(data("patroni_mac-studio-2.json")), cluster),
+        "patroni:mac-studio-1": (dataclasses.replace(patroni.parse_patroni_node(data("patroni_mac-studio-1.json")), dcs_last_seen=None), cluster),
+        "patroni:mac-studio-2": (dataclasses.replace(patroni.parse_patroni_node(data("patroni_mac-studio-2.json")), dcs_last_seen=None), cluster),
         "postgres:mac-studio-1": facts.parse_pg_node(rows["primary_node"], rows["primary_replication"]),
         "postgres:mac-studio-2": facts.parse_pg_node(rows["replica_node"]),
         "postgres:cloud": facts.parse_pg_node(rows["cloud_node"]),
@@ -57,6 +64,9 @@ def healthy() -> dict[str, Outcome]:
         "sentinel:mac-studio-2": sentinel_view(),
         "sentinel:witness": sentinel_view(),
         "haproxy": parse_haproxy_stat(text("haproxy_show_stat.csv")),
+        "patroni-config:mac-studio-1": True,  # failsafe_mode, as the lab renders it
+        "patroni-config:mac-studio-2": True,
+        **{f"etcd:{node}": etcd_status(node) for node in ("mac-studio-1", "mac-studio-2", "witness")},
     }
     return {name: Outcome(name, value=value) for name, value in values.items()}
 

@@ -337,12 +337,12 @@ def test_haproxy_runtime_api_reads_until_the_server_closes(tmp_path):
 
 
 def _hung_inventory(tmp_path: Path, ports: list[int], unix_socket: Path, timeout_s: float):
-    pg, patroni, redis, sentinel = ports
+    pg, patroni, redis, sentinel, etcd = ports
     text = f"""
 version: 1
 nodes:
-  - {{name: mac-studio-1, role: primary, address: 127.0.0.1, ports: {{postgresql: {pg}, patroni: {patroni}, redis: {redis}, sentinel: {sentinel}}}}}
-  - {{name: witness, role: witness, address: 127.0.0.2, ports: {{sentinel: {sentinel}}}}}
+  - {{name: mac-studio-1, role: primary, address: 127.0.0.1, ports: {{postgresql: {pg}, patroni: {patroni}, redis: {redis}, sentinel: {sentinel}, etcd_client: {etcd}}}}}
+  - {{name: witness, role: witness, address: 127.0.0.2, ports: {{sentinel: {sentinel}, etcd_client: {etcd}}}}}
 health_checks: {{interval_s: 5, timeout_s: {timeout_s}}}
 haproxy: {{socket: {unix_socket}}}
 paths: {{state_dir: {tmp_path / 'state'}}}
@@ -355,7 +355,7 @@ def test_the_whole_check_against_hung_services_is_bounded(tmp_path, silent_ports
     from prontuario_cli import replication
     from prontuario_cli.report import Status
 
-    inventory = _hung_inventory(tmp_path, [silent_ports() for _ in range(4)], silent_unix_socket, timeout_s=0.7)
+    inventory = _hung_inventory(tmp_path, [silent_ports() for _ in range(5)], silent_unix_socket, timeout_s=0.7)
     started = time.monotonic()
     report = replication.check(inventory, record=True)
     elapsed = time.monotonic() - started
@@ -363,4 +363,7 @@ def test_the_whole_check_against_hung_services_is_bounded(tmp_path, silent_ports
     assert report.status in (Status.UNKNOWN, Status.CRITICAL)
     member = report.members[0]
     assert member.reachable == "no answer"
+    # A frozen etcd member costs the timeout too, and a quorum nobody answers for is CRITICAL.
+    assert [(e.node, e.reachable) for e in report.etcd] == [("mac-studio-1", "no answer"), ("witness", "down")]
+    assert report.etcd_quorum["quorum"] is False and report.status == Status.CRITICAL
     assert os.environ["PRONTUARIO_STATE_DIR"]  # the autouse fixture keeps state out of the machine

@@ -305,3 +305,65 @@ def test_haproxy_through_the_stats_page_when_no_socket_is_known(lab, tmp_path):
     assert result.code == 0, data["summary"]
     assert {h["source"] for h in data["haproxy"]} == {"mac-studio-1"}  # the node listing haproxy_stats
     assert sum(1 for h in data["haproxy"] if h["takes_writes"]) == 1
+
+
+def test_etcd_losing_its_spare_vote_then_its_quorum_is_named_within_the_bound_and_writes_keep_flowing(lab):
+    """Freeze the witness's etcd member: WARNING naming etcd. Freeze a second (the replica
+    Mac's): CRITICAL with etcd as the first problem, each check within timeout + 0.5 s.
+    With failsafe_mode (the lab renders it on), writes through HAProxy keep flowing for
+    longer than Patroni's ttl, none acknowledged is lost, and after the thaw the cluster is
+    back without a failover (same leader, same timeline)."""
+    from prontuario_cli.cluster import haproxy as ha
+    from prontuario_cli.cluster.nodes import node_access
+    from prontuario_cli.drill.probes import committed_seqs, pg_write_probe, prepare_table
+    from prontuario_cli.poll import wait_for
+
+    inventory = load_inventory(lab.inventory_path)
+    data = wait_healthy(lab)
+    assert data["failsafe_mode"] is True and data["etcd_quorum"]["healthy"] == 3
+    leader, timeline = data["leader"], data["timeline"]
+    replica = next(n for n in ("mac-studio-1", "mac-studio-2") if n != leader)
+    target = ha.frontend_target(inventory, application_name="prontuario-test")
+    prepare_table(target)
+    access = node_access(inventory)
+    run_id = f"etcd-{time.time_ns()}"
+    frozen: list[str] = []
+    seen: dict = {}
+    writes = pg_write_probe(target, run_id, max_duration_s=120).start()
+    try:
+        def verdict(code: int, starts: str):
+            def probe():
+                result, elapsed = check(lab)
+                assert elapsed < bound(lab), f"the check took {elapsed:.2f} s"
+                report = result.json()
+                seen["last"] = report["summary"]
+                first = report["problems"][0]["message"] if report["problems"] else ""
+                return result.code == code and first.startswith(starts) and report
+            return probe
+
+        access.act("witness", "etcd", "hang")
+        frozen.append("witness")
+        report, _ = wait_for("WARNING: no spare vote", verdict(1, "etcd has no spare vote (witness: no answer"), 15, interval_s=0.5,
+                             last_state=lambda: seen.get("last", ""))
+        assert report["etcd_quorum"]["spare"] == 0
+
+        access.act(replica, "etcd", "hang")
+        frozen.append(replica)
+        lost_at = time.monotonic()
+        wait_for("CRITICAL: etcd has no quorum", verdict(2, "etcd has no quorum"), 15, interval_s=0.5, last_state=lambda: seen.get("last", ""))
+        # Past the leader key's ttl (20 s in the lab) + Patroni's retries: without failsafe the
+        # primary would have demoted itself by now. With it, etcd is still the first problem.
+        ttl = 20 + 3 * 4
+        while time.monotonic() - lost_at < ttl:
+            wait_for("etcd still named first", verdict(2, "etcd has no quorum"), 10, interval_s=0.5, last_state=lambda: seen.get("last", ""))
+            time.sleep(2)
+        counts = writes.log.counts()
+        assert counts["failed"] == 0, f"writes failed while etcd had no quorum: {counts}"
+    finally:
+        for node in frozen:
+            access.act(node, "etcd", "resume")
+        log = writes.stop()
+    acked = sorted(a.seq for a in log.attempts if a.outcome == "acked")
+    assert acked and set(acked) <= committed_seqs(target, run_id), "an acknowledged write was lost"
+    data = wait_healthy(lab)
+    assert (data["leader"], data["timeline"]) == (leader, timeline), "the thaw must not bring a failover"

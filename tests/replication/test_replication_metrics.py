@@ -59,7 +59,7 @@ def test_the_metrics_the_alert_rules_use():
 
 def test_a_node_down_is_up_zero():
     outcomes = fx.healthy()
-    for name in ("postgres:mac-studio-2", "patroni:mac-studio-2", "redis:mac-studio-2", "sentinel:mac-studio-2"):
+    for name in [name for name in outcomes if name.endswith(":mac-studio-2")]:  # every service of the node
         outcomes[name] = fx.refused(name)
     report = evaluate(fx.inventory(), outcomes)
     assert 'up{job="mac-studio",instance="mac-studio-2"} 0' in replication_textfile(report, fx.inventory())

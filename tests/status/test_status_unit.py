@@ -22,7 +22,6 @@ from prontuario_cli.status import GRACE_S, assemble, collect
 from prontuario_cli.status.audit_chain import row_from_verify
 from prontuario_cli.status.cluster import rows_from_replication
 from prontuario_cli.status.drills import next_due, rows_from_journals
-from prontuario_cli.status.etcd import etcd_row
 from prontuario_cli.status.fallback import row_from_flag
 from prontuario_cli.status.rows import Row, Source, worst_first
 from tests.replication import replication_fixtures as fx
@@ -164,19 +163,19 @@ def rows(outcomes=None, **evaluate_kw) -> dict[str, Row]:
 
 def test_a_healthy_cluster_reads_as_one_row_per_node_and_component():
     found = rows()
-    assert list(found) == ["mac-studio-1", "mac-studio-2", "witness", "PostgreSQL", "Redis", "Sentinels", "HAProxy", "cloud replica"]
+    assert list(found) == ["mac-studio-1", "mac-studio-2", "witness", "PostgreSQL", "etcd", "Redis", "Sentinels", "HAProxy", "cloud replica"]
     assert all(row.status == Status.OK and not row.action for row in found.values())
     assert found["mac-studio-1"].state.startswith("up: PostgreSQL leader, timeline ")
     replica = found["mac-studio-2"]
     assert ", lag 0 ms" in replica.state and replica.details["sync_state"] == "sync" and replica.details["redis_role"] == "replica"
-    assert found["witness"].state == "up: Sentinel agrees"
+    assert found["witness"].state == "up: Sentinel agrees; etcd leader"
     assert found["HAProxy"].state.startswith("writes → mac-studio-1; reads → ")
     assert found["Sentinels"].state.startswith("3/3 agree on mac-studio-1")
 
 
 def test_a_node_that_does_not_answer_is_named_with_its_next_action():
     outcomes = dict(fx.healthy())
-    for probe in ("patroni:mac-studio-2", "postgres:mac-studio-2", "redis:mac-studio-2", "sentinel:mac-studio-2"):
+    for probe in [name for name in outcomes if name.endswith(":mac-studio-2")]:  # every service of the node
         outcomes[probe] = fx.no_answer(probe)
     found = rows(outcomes)
     node = found["mac-studio-2"]
@@ -189,21 +188,23 @@ def test_a_node_that_does_not_answer_is_named_with_its_next_action():
 @pytest.mark.parametrize("how, word", [(fx.refused, "DOWN"), (fx.no_answer, "NO ANSWER")])
 def test_the_witness_down_or_frozen(how, word):
     outcomes = dict(fx.healthy())
-    outcomes["sentinel:witness"] = how("sentinel:witness")
+    for probe in ("sentinel:witness", "etcd:witness"):
+        outcomes[probe] = how(probe)
     node = rows(outcomes)["witness"]
     assert node.status != Status.OK and node.state.startswith(word) and node.details["reachable"] == word.lower()
-    assert node.problem.endswith(": Sentinel") and node.action == "prontuario replication status"
+    assert node.problem.endswith(": Sentinel, etcd") and node.action == "prontuario replication status"
 
 
 def test_both_macs_lost_points_at_the_cloud_fallback_runbook():
     outcomes = dict(fx.healthy())
     for node in ("mac-studio-1", "mac-studio-2"):
-        for kind in ("patroni", "postgres", "redis", "sentinel"):
-            outcomes[f"{kind}:{node}"] = fx.refused(f"{kind}:{node}")
+        for probe in [name for name in outcomes if name.endswith(f":{node}")]:
+            outcomes[probe] = fx.refused(probe)
     found = rows(outcomes)
     assert found["mac-studio-1"].action == found["mac-studio-2"].action == "prontuario gcp status"
     assert found["mac-studio-1"].state.startswith("DOWN")
-    assert found["witness"].status == Status.OK and found["Sentinels"].status == Status.CRITICAL  # 1 of 3: no majority
+    assert found["Sentinels"].status == Status.CRITICAL  # 1 of 3: no majority
+    assert found["etcd"].status == Status.CRITICAL and "NO QUORUM" in found["etcd"].state
 
 
 def test_an_unexpected_timeline_change_asks_to_acknowledge_it():
@@ -231,27 +232,22 @@ def test_an_active_fallback_is_critical_and_points_at_gcp_status():
     assert row_from_flag({}).status == Status.OK and row_from_flag({"active": False}).state.startswith("off")
 
 
-def test_etcd_quorum():
-    from prontuario_cli.connect import Refused
+def test_etcd_row_from_the_replication_check():
+    def rows_with(*frozen: str) -> dict:
+        outcomes = fx.healthy()
+        for node in frozen:
+            outcomes[f"etcd:{node}"] = fx.no_answer(f"etcd:{node}")
+        return rows(outcomes)
 
-    def outcomes(*values):
-        out = {}
-        for name, value in zip(("mac-studio-1", "mac-studio-2", "witness"), values):
-            if value == "refused":
-                out[name] = Outcome(name, error=Refused("connection refused"))
-            elif value == "silent":
-                out[name] = Outcome(name, timed_out=True)
-            else:
-                out[name] = Outcome(name, value=value)
-        return out
-
-    endpoints = "http://127.0.0.1:1,http://127.0.0.1:2,http://127.0.0.1:3"
-    assert etcd_row(outcomes(True, True, True), endpoints, 2).status == Status.OK
-    one_down = etcd_row(outcomes(True, True, "refused"), endpoints, 2)
-    assert one_down.status == Status.WARNING and "witness: down" in one_down.problem
-    assert one_down.action == f"etcdctl --endpoints={endpoints} endpoint health"
-    assert etcd_row(outcomes(True, "refused", False), endpoints, 2).status == Status.CRITICAL
-    assert etcd_row(outcomes(True, "silent", "silent"), endpoints, 2).status == Status.UNKNOWN
+    healthy = rows_with()["etcd"]
+    assert healthy.status == Status.OK and healthy.state == "3/3 members healthy, leader witness; failsafe on"
+    one = rows_with("witness")["etcd"]
+    assert one.status == Status.WARNING and one.problem.startswith("etcd has no spare vote (witness: no answer")
+    assert one.action == "etcdctl --endpoints=http://127.0.0.1:26002,http://127.0.0.1:26022,http://127.0.0.1:26042 endpoint status -w table"
+    lost = rows_with("witness", "mac-studio-2")
+    assert lost["etcd"].status == Status.CRITICAL and "NO QUORUM (needs 2)" in lost["etcd"].state
+    assert "etcd has no quorum" not in lost["witness"].problem  # the cause sits on the etcd row
+    assert lost["witness"].state == "up: Sentinel agrees; etcd no answer"
 
 
 def test_an_intact_audit_chain_is_ok(tmp_path):

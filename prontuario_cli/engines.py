@@ -1,0 +1,41 @@
+"""The settings prontuario gives the HA engines, rendered the same for the lab and for the Macs.
+
+One source for what must never differ between rehearsal and production: the lab's
+renderer (:mod:`prontuario_cli.lab.config`) and bootstrap's take the safety settings
+from here, and tests pin them.
+
+Patroni's dynamic configuration (``bootstrap.dcs``, later ``patronictl edit-config``):
+
+- ``synchronous_mode``: a commit is acknowledged only once the sync standby has it
+  (RPO 0 on a Mac failover).
+- ``failsafe_mode`` (Patroni ≥ 3.0): when etcd loses its quorum, the primary keeps
+  running as long as **every** member still answers it through the REST API
+  (``POST /failsafe``), instead of demoting itself when it cannot renew the leader
+  key. It protects against the loss of the vote (two etcd members frozen, the
+  witness and one Mac's etcd); it cannot help when the primary is cut off from its
+  replica too (then it demotes: it cannot tell a dead replica from a partition), and
+  no failover can happen while etcd has no quorum.
+- ``ttl`` / ``loop_wait`` / ``retry_timeout``: how fast a lost leader is noticed;
+  Patroni requires ``loop_wait + 2 × retry_timeout ≤ ttl``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SAFETY = {"synchronous_mode": True, "failsafe_mode": True}
+MAXIMUM_LAG_ON_FAILOVER = 1048576  # bytes: a replica further behind is never promoted
+
+
+def patroni_dcs(ttl: int, loop_wait: int, retry_timeout: int, postgresql: dict[str, Any]) -> dict[str, Any]:
+    """Patroni's ``bootstrap.dcs`` section (the cluster-wide dynamic configuration)."""
+    if loop_wait + 2 * retry_timeout > ttl:
+        raise ValueError(f"Patroni needs loop_wait + 2 x retry_timeout <= ttl (got {loop_wait} + 2 x {retry_timeout} > {ttl})")
+    return {
+        "ttl": ttl,
+        "loop_wait": loop_wait,
+        "retry_timeout": retry_timeout,
+        "maximum_lag_on_failover": MAXIMUM_LAG_ON_FAILOVER,
+        **SAFETY,
+        "postgresql": postgresql,
+    }
