@@ -265,11 +265,16 @@ def patroni_url(spec, node: str, path: str) -> str:
 
 def patch_pause(spec, node: str, pause: bool, timeout_s: float = 5.0) -> str | None:
     """PATCH Patroni's /config ``{"pause": ...}`` on ``node``; None when it answered 200, else what went wrong."""
+    return patch_config(spec, node, {"pause": pause}, timeout_s)
+
+
+def patch_config(spec, node: str, change: dict, timeout_s: float = 5.0) -> str | None:
+    """PATCH Patroni's dynamic configuration on ``node``; None when it answered 200, else what went wrong."""
     from prontuario_cli.connect.http import request
 
     url = patroni_url(spec, node, "/config")
     try:
-        answer = request("PATCH", url, time.monotonic() + timeout_s, json_body={"pause": pause}, accept_status=None)
+        answer = request("PATCH", url, time.monotonic() + timeout_s, json_body=change, accept_status=None)
     except ProntuarioError as exc:
         return exc.message
     return None if answer.status == 200 else f"HTTP {answer.status}: {answer.text[:200]}"

@@ -199,6 +199,22 @@ def resume_patroni(spec: LabSpec, say: Say) -> None:
         return
 
 
+def ensure_safety_settings(spec: LabSpec, node: str, say: Say) -> None:
+    """A lab made before a safety setting was rendered (``failsafe_mode``) gets it now:
+    ``bootstrap.dcs`` only applies when the cluster is first initialised."""
+    from prontuario_cli.engines import SAFETY
+
+    cfg = health.http_json(health.patroni_url(spec, node, "/config"))
+    if cfg is None:
+        return
+    missing = {key: value for key, value in SAFETY.items() if cfg.get(key) != value}
+    if missing:
+        say(f"lab: setting Patroni's {', '.join(f'{k}={v}' for k, v in missing.items())} (this lab predates it)")
+        problem = health.patch_config(spec, node, missing)
+        if problem:
+            raise OperationFailed(f"patroni-{node}: could not set {', '.join(missing)} ({problem})")
+
+
 def database_exists(spec: LabSpec) -> bool:
     """One step towards the application database on the current leader; True once it exists.
 
@@ -323,6 +339,7 @@ def bring_up(spec: LabSpec, say: Say, progress: Progress | None = None) -> dict:
         wait(comp, pids[comp.name], "a leader (/primary 200)", lambda: leader_node(spec), LEADER_TIMEOUT)
     leader = leader_node(spec) or first
     say(f"lab: Patroni leader is {leader}")
+    ensure_safety_settings(spec, leader, say)
 
     validate_haproxy(spec, comps["haproxy"])
     run("haproxy")

@@ -285,3 +285,13 @@ def test_up_returns_only_when_replication_check_says_ok(scratch_lab):
     instance.up()  # idempotent: starts nothing, but waits until the read servers are UP again
     report = replication.check(inventory)
     assert report.status == Status.OK, [p.message for p in report.problems]
+
+
+def test_up_puts_back_a_safety_setting_the_cluster_lost(lab):
+    """bootstrap.dcs only applies at initialisation: a lab whose failsafe_mode is off (made
+    before it was rendered, or switched off by hand) gets it back from the next 'lab up'."""
+    leader = next(node for node in ("mac-studio-1", "mac-studio-2") if health.http_status(health.patroni_url(lab.spec, node, "/primary")) == 200)
+    assert health.patch_config(lab.spec, leader, {"failsafe_mode": False}) is None
+    within(10, lambda: health.http_json(health.patroni_url(lab.spec, leader, "/config")).get("failsafe_mode") is False, "failsafe_mode off")
+    lab.up()
+    assert health.http_json(health.patroni_url(lab.spec, leader, "/config")).get("failsafe_mode") is True
