@@ -13,6 +13,7 @@ APT_PACKAGES=(
   redis-server redis-sentinel             # Redis primary/replica + 3 Sentinels
   prometheus                              # promtool, to check the alert rules
   openssh-server                          # sshd for the SSH-path tests
+  rsync                                   # model bytes Mac to Mac (delta transfer over SSH)
   python3-venv ca-certificates procps
 )
 

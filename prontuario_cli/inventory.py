@@ -69,6 +69,7 @@ class Node:
     os: OS = "macos"
     ssh: SSH = SSH()
     ports: Ports = Ports()
+    models_dir: str | None = None  # this node's model store, when not models.store
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,33 @@ class HAProxy:
 
 
 @dataclass(frozen=True)
+class PeerSSH:
+    """How one Mac reaches the other for model bytes (paths on the Macs themselves)."""
+
+    key: str = "/var/lib/prontuario/.ssh/id_ed25519"
+    known_hosts: str = "/var/lib/prontuario/.ssh/known_hosts"
+    user: str | None = None  # default: the target node's ssh.user
+
+
+@dataclass(frozen=True)
+class Models:
+    """Where the model manifests and each node's model store are, and the tools on the nodes.
+
+    ``manifests``: a directory of ``NAME.yaml`` (default: ``models/`` beside the inventory).
+    ``store``: the store root on every node (a node's ``models_dir`` overrides it).
+    ``prontuario`` and ``rsync``: the programs run on the nodes (rsync ≥ 3.1 from Homebrew
+    on the Macs: macOS's own /usr/bin/rsync is openrsync and is refused).
+    """
+
+    manifests: str | None = None
+    store: str = "/opt/prontuario/models"
+    prontuario: str = "prontuario"
+    rsync: str = "rsync"
+    peer_ssh: PeerSSH = PeerSSH()
+    timeout_s: float = 3600.0  # one node-side step (a verify or a transfer)
+
+
+@dataclass(frozen=True)
 class Lab:
     """Present when the inventory describes a loopback lab made by ``lab up``."""
 
@@ -200,6 +228,7 @@ class Inventory:
     secrets: Secrets = Secrets()
     paths: Paths = Paths()
     haproxy: HAProxy = HAProxy()
+    models: Models = Models()
     lab: Lab | None = None
     # Not part of the file: filled in by the loader.
     source: str = field(default="", metadata={"schema": False})

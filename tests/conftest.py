@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+pytest_plugins = ["tests.sshd"]  # the real sshd fixture, for every test that goes over SSH
+
 
 @pytest.fixture(autouse=True)
 def isolated_state(tmp_path, monkeypatch):

@@ -7,7 +7,6 @@ import typer
 from prontuario_cli.errors import NotAvailableYet
 
 GROUPS = {
-    "models": "Keep MedGemma, Whisper and FaceNet identical and intact on both Macs (sha256 manifests, parallel verify, sync).",
     "serve": "Run the local inference servers (mlx-lm for MedGemma, Whisper, FaceNet) and check their readiness.",
     "bootstrap": "Set up a Mac Studio (or the witness) from the inventory: packages, users, launchd services.",
 }

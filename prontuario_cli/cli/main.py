@@ -40,7 +40,11 @@ CAPABILITIES: dict[str, tuple[str | None, str]] = {
         "prontuario_cli.cli.drill",
         "Rehearse failover on a schedule: daily health, weekly failover, monthly cloud fallback, with measured RTO/RPO.",
     ),
-    "models": (None, ""),
+    "models": (
+        "prontuario_cli.cli.models",
+        "Keep MedGemma, Whisper and FaceNet identical and intact on both Macs: sha256 manifests, "
+        "parallel offline verify, Mac-to-Mac sync with rsync, atomic activation and rollback.",
+    ),
     "serve": (None, ""),
     "bootstrap": (None, ""),
     "gcp": ("prontuario_cli.cli.gcp", "The emergency Cloud SQL fallback: status, manual promote (guarded, resumable) and failback."),

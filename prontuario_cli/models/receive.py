@@ -1,0 +1,203 @@
+"""The receiving Mac's half of a sync: pull a version from the other Mac with rsync, verify, activate.
+
+Runs on the target node (``prontuario models receive``, started there by ``models sync``).
+
+1. If the version is already here and verifies: activate it; nothing moves.
+2. Stage ``NAME/.staging/VERSION/`` (kept across runs: an interrupted sync resumes). Every
+   file this node already holds in a version that verifies, with the same sha256, is
+   hard-linked in (it costs nothing); a file that failed verification is copied in with
+   an old mtime, so that rsync's quick check (size + mtime) cannot take it for current and
+   its delta transfer sends only the blocks that differ.
+3. ``rsync -a --delete --partial-dir`` from the source's version directory over SSH (host
+   key checked against known_hosts; the source's rsync given by ``--rsync-path``): rsync
+   writes each file to a temporary name and renames it once its own checksum matched.
+4. Verify the staged version against the manifest, put it in place, switch ``current``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from prontuario_cli.errors import ConfigError, IntegrityError, OperationFailed
+from prontuario_cli.models.manifest import Manifest
+from prontuario_cli.models.store import Store
+from prontuario_cli.models.verify import CHUNK, verify_directory
+
+PARTIAL_DIR = ".rsync-partial"
+OLD_MTIME = 1  # a basis copy's mtime: never equal to the source's
+MIN_RSYNC = (3, 1)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Where the source version is and how to reach it over SSH (from the target)."""
+
+    user: str
+    host: str
+    port: int
+    path: str  # the source's version directory
+    key: str
+    known_hosts: str
+    rsync: str = "rsync"  # on the source
+    accept_new: bool = False
+
+    def ssh_command(self) -> str:
+        policy = "accept-new" if self.accept_new else "yes"
+        return shlex.join([
+            "ssh", "-i", self.key, "-p", str(self.port), "-o", f"UserKnownHostsFile={self.known_hosts}",
+            "-o", f"StrictHostKeyChecking={policy}", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+        ])  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Received:
+    """What a receive did (the JSON ``models sync`` reads back)."""
+
+    name: str
+    version: str
+    previous: str | None
+    files: int
+    bytes: int
+    reused_files: int  # hard-linked from a version this node already had
+    repaired_files: int  # damaged here, sent as a delta
+    received_bytes: int  # what came over the network (rsync's "Total bytes received")
+    literal_bytes: int  # file data sent as is (the rest matched blocks already here)
+    seconds: float
+    rsync_seconds: float
+    message: str
+
+
+def rsync_version(text: str) -> tuple[int, int, int] | None:
+    """``rsync  version 3.2.7  protocol version 31`` -> (3, 2, 7); None for openrsync or garbage."""
+    if "openrsync" in text:
+        return None
+    found = re.search(r"rsync\s+version\s+v?(\d+)\.(\d+)\.(\d+)", text)
+    return tuple(int(x) for x in found.groups()) if found else None  # type: ignore[return-value]
+
+
+def check_rsync(text: str, where: str) -> str:
+    """Refuse an rsync prontuario does not support; its version otherwise."""
+    version = rsync_version(text)
+    if version is None:
+        first = (text.strip().splitlines() or ["nothing"])[0][:120]
+        raise ConfigError(
+            f"{where}: unsupported rsync ({first}): macOS's /usr/bin/rsync is openrsync, which lacks --partial-dir",
+            hint="install rsync 3.x (brew install rsync) and set models.rsync to it",
+        )
+    if version[:2] < MIN_RSYNC:
+        raise ConfigError(f"{where}: rsync {'.'.join(map(str, version))} is older than {'.'.join(map(str, MIN_RSYNC))}", hint="install rsync 3.x")
+    return ".".join(map(str, version))
+
+
+def _stat_number(text: str, label: str) -> int:
+    found = re.search(rf"^{re.escape(label)}:\s*([\d,.]+)", text, re.MULTILINE)
+    return int(re.sub(r"[,.]", "", found.group(1))) if found else 0
+
+
+def receive(store: Store, manifest: Manifest, peer: Peer, *, rsync: str = "rsync", timeout_s: float = 3600.0, say=None) -> Received:
+    from prontuario_cli.cluster.nodes import run_local
+
+    started = time.monotonic()
+    name, version = manifest.name, manifest.version
+    say = say or (lambda text: None)
+    with store.locked(name, f"models receive {name} {version}"):
+        store.write_manifest(manifest)
+        old = store.pointer(name)
+        if version in store.versions(name) and version not in store.quarantined(name):
+            verdict = store.verify(name, version)
+            if verdict.ok:
+                store.activate(name, version)
+                return Received(name, version, old, verdict.files, verdict.bytes, verdict.files, 0, 0, 0,
+                                round(time.monotonic() - started, 3), 0.0, f"{name} {version} already here and verified: nothing moved")
+        staging = store.staging_dir(name, version)
+        staging.mkdir(parents=True, exist_ok=True)
+        reused, repaired = _seed_staging(store, manifest, staging)
+        argv = [
+            rsync, "-a", "--delete", f"--partial-dir={PARTIAL_DIR}", "--stats", "--no-human-readable",
+            "-e", peer.ssh_command(), f"--rsync-path={peer.rsync}",
+            f"{peer.user}@{peer.host}:{peer.path.rstrip('/')}/", f"{staging}/",
+        ]  # fmt: skip
+        say(f"rsync from {peer.host}:{peer.port} {peer.path} ({reused} files reused, {repaired} to repair)")
+        t0 = time.monotonic()
+        result = run_local(argv, timeout_s=timeout_s, where=f"rsync from {peer.host}")
+        rsync_s = time.monotonic() - t0
+        if result.exit_status != 0:
+            tail = " | ".join(result.stderr.strip().splitlines()[-3:])[:400]
+            if "Host key verification failed" in result.stderr or "REMOTE HOST IDENTIFICATION HAS CHANGED" in result.stderr:
+                raise IntegrityError(f"rsync from {peer.host}:{peer.port}: the host key does not match {peer.known_hosts}: refused", hint="check the host; never just delete the line")
+            raise OperationFailed(f"rsync from {peer.host}:{peer.port} exited {result.exit_status}: {tail}", hint="run the sync again: it resumes where it stopped")
+        received = _stat_number(result.stdout, "Total bytes received")
+        literal = _stat_number(result.stdout, "Literal data")
+        shutil.rmtree(staging / PARTIAL_DIR, ignore_errors=True)
+        verdict = verify_directory(staging, manifest, cache=store.cache(name, version))
+        if not verdict.ok:
+            listed = "; ".join(f"{p.path}: {p.kind}" for p in verdict.problems[:5])
+            raise IntegrityError(f"{name} {version} copied from {peer.host} does not verify here: {listed}", hint="verify the source: prontuario models verify --node SOURCE")
+        _replace_version(store, name, version)
+        store.release(name, version)
+        store.activate(name, version)
+    return Received(name, version, old, len(manifest.files), manifest.total_bytes, reused, repaired, received, literal,
+                    round(time.monotonic() - started, 3), round(rsync_s, 3),
+                    f"{name} {version} received from {peer.host}, verified and active ({received} bytes over the network)")
+
+
+def _seed_staging(store: Store, manifest: Manifest, staging: Path) -> tuple[int, int]:
+    """Hard-link the files this node already holds intact; copy damaged ones in as delta bases."""
+    name = manifest.name
+    reused = repaired = 0
+    good: dict[str, Path] = {}  # sha256 -> a verified file here
+    damaged: dict[str, Path] = {}  # manifest path -> this node's damaged copy
+    for version in store.versions(name):
+        try:
+            theirs = store.manifest(name, version)
+        except IntegrityError:
+            continue
+        directory = store.version_dir(name, version)
+        verdict = verify_directory(directory, theirs, cache=store.cache(name, version))
+        bad = {p.path for p in verdict.problems}
+        for f in theirs.files:
+            path = directory / f.path
+            if f.path not in bad:
+                good.setdefault(f.sha256, path)
+            elif path.is_file() and not path.is_symlink():
+                damaged.setdefault(f.path, path)
+    for f in manifest.files:
+        target = staging / f.path
+        if target.exists() or target.is_symlink():
+            continue  # from an earlier, interrupted run: rsync compares it
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if f.sha256 in good:
+            try:
+                os.link(good[f.sha256], target)
+            except OSError:
+                shutil.copy2(good[f.sha256], target)
+            reused += 1
+        elif f.path in damaged:
+            _copy(damaged[f.path], target)
+            os.utime(target, (OLD_MTIME, OLD_MTIME))  # never mistaken for current by the quick check
+            repaired += 1
+    return reused, repaired
+
+
+def _copy(source: Path, target: Path) -> None:
+    with open(source, "rb") as reader, open(target, "wb") as writer:
+        shutil.copyfileobj(reader, writer, CHUNK)
+
+
+def _replace_version(store: Store, name: str, version: str) -> None:
+    """Put the verified staged version in place; a damaged copy of it moves aside first."""
+    final = store.version_dir(name, version)
+    if final.exists():
+        aside = store.model_dir(name) / ".damaged" / f"{version}.{int(time.time())}"
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(final, aside)
+        store.promote_staged(name, version)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        store.promote_staged(name, version)
