@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from prontuario_cli.errors import ExitCode, IntegrityError, UsageError
+from prontuario_cli.errors import ExitCode, IntegrityError, OperationFailed, UsageError
 from prontuario_cli.models.manifest import Manifest, ModelFile
 from prontuario_cli.models.store import Store
 from prontuario_cli.models.verify import CHUNK, FileProblem, Verdict
@@ -274,6 +274,10 @@ def pull(store: Store, manifest: Manifest, from_dir: Path, *, node: str = "", pr
             cache = store.cache(name, version)
             try:
                 problems = _copy_hashing(manifest.files, from_dir, staging, cache, progress)
+            except OSError as exc:
+                store.discard_staging(name, version)
+                where = exc.filename or store.root
+                raise OperationFailed(f"cannot copy {name} into {store.root}: {exc.strerror or exc} ({where})", hint="nothing was installed; free space or choose another store") from None
             except BaseException:
                 store.discard_staging(name, version)
                 raise
@@ -334,3 +338,23 @@ def _copy_hashing(files: tuple[ModelFile, ...], source: Path, target: Path, cach
     ordered = sorted(files, key=lambda f: -f.size)  # largest first: the pool ends together
     with ThreadPoolExecutor(max_workers=max(1, min(len(files), os.cpu_count() or 1)), thread_name_prefix="pull") as pool:
         return [p for p in pool.map(one, ordered) if p is not None]
+
+
+def servable(store: Store, name: str) -> tuple[Path, str]:
+    """(the directory a server may load, its version): the active version, verified now.
+
+    What a server start goes through: refused — IntegrityError, nothing to load — when
+    there is no active version, when it is quarantined, or when it does not verify (it is
+    then quarantined). Unchanged files cost a stat each (the stat cache).
+    """
+    version = store.pointer(name)
+    if version is None:
+        raise IntegrityError(f"{name} has no active version in {store.root}", hint=f"prontuario models pull {name} --from-dir PATH")
+    if version in store.quarantined(name):
+        raise IntegrityError(f"{name} {version} is quarantined: it is not served", hint=f"prontuario models rollback {name}, or sync it from the other Mac")
+    with store.locked(name, f"verify {name} before serving"):
+        verdict = store.verify(name, version)
+    if not verdict.ok:
+        raise IntegrityError(f"{name} {version} does not verify ({describe(verdict.problems)}): quarantined, not served",
+                             hint=f"prontuario models rollback {name}, or sync it from the other Mac")
+    return store.version_dir(name, version), version

@@ -218,3 +218,56 @@ def test_a_version_that_does_not_verify_is_quarantined_and_never_activated(tmp_p
     assert manifest.version in store.quarantined(manifest.name)
     with pytest.raises(IntegrityError, match="is quarantined"):
         store.activate(manifest.name, manifest.version)
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_behind(tmp_path, model):
+    """A store on a 4 MiB tmpfs cannot take a 6 MiB model: a clear error, no staging left, nothing active."""
+    import subprocess
+
+    from prontuario_cli.errors import OperationFailed
+    from prontuario_cli.models.local import pull
+
+    directory, manifest = model
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small)], capture_output=True, text=True)
+    assert mounted.returncode == 0, f"cannot mount a tmpfs here: {mounted.stderr}"
+    try:
+        store = Store(small / "store")
+        with pytest.raises(OperationFailed, match="No space left on device"):
+            pull(store, manifest, directory)
+        assert store.pointer(manifest.name) is None and store.versions(manifest.name) == []
+        assert not store.staging_dir(manifest.name, manifest.version).exists()
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
+
+
+@pytest.mark.parametrize(
+    "text, supported",
+    [("rsync  version 3.2.7  protocol version 31\n", "3.2.7"), ("rsync  version v3.5.0  protocol version 32", "3.5.0"),
+     ("openrsync: protocol version 29\nrsync version 2.6.9 compatible", None), ("rsync  version 3.0.9  protocol version 30", None)],
+)
+def test_rsync_versions_prontuario_supports(text, supported):
+    from prontuario_cli.models.receive import check_rsync
+
+    if supported:
+        assert check_rsync(text, "mac-studio-1") == supported
+    else:
+        with pytest.raises(ConfigError, match="mac-studio-1: (unsupported rsync|rsync 3.0.9 is older)"):
+            check_rsync(text, "mac-studio-1")
+
+
+def test_a_server_is_only_ever_given_a_verified_version(tmp_path, model):
+    from prontuario_cli.models.local import servable
+
+    store, manifest = stored(tmp_path, model)
+    with pytest.raises(IntegrityError, match="no active version"):
+        servable(store, manifest.name)
+    store.activate(manifest.name, manifest.version)
+    path, version = servable(store, manifest.name)
+    assert version == manifest.version and path == store.version_dir(manifest.name, manifest.version)
+    corrupt(path, "zeroed")
+    with pytest.raises(IntegrityError, match="does not verify .*zeroed.*not served"):
+        servable(store, manifest.name)
+    with pytest.raises(IntegrityError, match="is quarantined"):
+        servable(store, manifest.name)
