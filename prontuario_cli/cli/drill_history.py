@@ -15,6 +15,7 @@ class DrillName(str, Enum):
     health = "health"
     failover = "failover"
     cloud = "cloud"
+    dcs = "dcs"
 
 
 def register(app: typer.Typer) -> None:
@@ -31,9 +32,9 @@ def register(app: typer.Typer) -> None:
 def schedule(
     cron: bool = typer.Option(False, "--cron", help="Print a cron.d file (m h dom mon dow user command)."),
     launchd: bool = typer.Option(False, "--launchd", help="Print one launchd plist per drill (or write them: --output-dir)."),
-    at: str = typer.Option("03:15", "--at", metavar="HH:MM", help="Start of the daily health drill; failover follows 30 min later, cloud 75 min later."),
+    at: str = typer.Option("03:15", "--at", metavar="HH:MM", help="Start of the daily health drill; failover follows 30 min later, cloud 75 min later, dcs 195 min later."),
     weekday: str = typer.Option("tue", "--weekday", help="Day of the weekly failover drill (mon..sun or 0-7, 0 = Sunday)."),
-    day: int = typer.Option(1, "--day", min=1, max=28, help="Day of the month of the monthly cloud drill (1-28)."),
+    day: int = typer.Option(1, "--day", min=1, max=28, help="Day of the month of the monthly cloud and dcs drills (1-28)."),
     failover_mode: str = typer.Option("kill", "--failover-mode", help="Mode of the weekly failover drill: switchover, kill, stop, hang."),
     inventory_path: Optional[str] = typer.Option(None, "--inventory-path", metavar="PATH", help="Inventory to embed (default: the absolute path of the one in use)."),
     executable: Optional[str] = typer.Option(None, "--executable", metavar="PATH", help="prontuario to run (default: the absolute path of this one)."),
@@ -44,15 +45,16 @@ def schedule(
     dry_run: bool = typer.Option(False, "--dry-run", help="With --output-dir: say what would be written; change nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="With --output-dir: do not ask."),
 ) -> None:
-    """Print the brief's drill cadence for cron or launchd: health daily, failover weekly, cloud monthly.
+    """Print the brief's drill cadence for cron or launchd: health daily, failover weekly, cloud and dcs monthly.
 
     Health runs every day at --at (default 03:15), failover 30 min later on --weekday
-    (default Tuesday), cloud 75 min later on --day of the month (default 1): staggered so
-    they never overlap (and the drill lock makes a late overlap safe: the later drill exits
+    (default Tuesday), cloud 75 min later on --day of the month (default 1), and the DCS
+    drill (--mode quorum) on that day once the cloud drill's 2 h window is over (195 min
+    after --at): staggered so they never overlap (and the drill lock makes a late overlap safe: the later drill exits
     75 without touching anything). Every command runs with --yes --format table, NO_COLOR=1
     and stderr merged into stdout, so cron's mail holds the progress and the report.
     Without --format the cron.d file or the plists go to stdout (--json / --format table:
-    the schedule as data). --output-dir writes the three .plist files (audited).
+    the schedule as data). --output-dir writes one .plist file per drill (audited).
 
     Example: prontuario -i /etc/prontuario/cluster.yaml drill schedule --cron --user prontuario --mailto oncall@hospital.example > /etc/cron.d/prontuario-drills
     """
@@ -159,7 +161,7 @@ def _current_user() -> str:
 def history(
     since: Optional[str] = typer.Option(None, "--since", metavar="WHEN", help="Only runs started since WHEN: a date/time (UTC) or an age (12h, 7d, 13w)."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="At most N runs (the newest)."),
-    drill: Optional[DrillName] = typer.Option(None, "--drill", "-d", help="Only this drill: health, failover or cloud."),
+    drill: Optional[DrillName] = typer.Option(None, "--drill", "-d", help="Only this drill: health, failover, cloud or dcs."),
 ) -> None:
     """List past drills from the reports directory, newest first, with verdict, RTO and lost writes.
 
@@ -200,8 +202,8 @@ def report(
 
     Per drill type (and per failover mode): runs and their verdicts, RTO median / p95 / max,
     lost acknowledged writes and the worst RPO, against the inventory's targets
-    (targets.primary_lost for failover, targets.both_lost for cloud). Schedule compliance
-    follows the brief's cadence (health daily, failover weekly, cloud monthly): the days,
+    (targets.primary_lost for failover and dcs, whose RTO is its longest write gap; targets.both_lost for cloud). Schedule compliance
+    follows the brief's cadence (health daily, failover weekly, cloud and dcs monthly): the days,
     weeks and months wholly inside the period that had no run are listed as gaps.
 
     Exit codes: 0 every drill in the period passed and the schedule was kept; 10 a drill

@@ -96,24 +96,11 @@ class PostgresFailover:
         ]
 
     def _check_patroni(self) -> str:
-        view = patroni.cluster_view(self.inv)
-        if view.paused:
-            raise StepFailed("Patroni is paused (maintenance mode): resume it before a drill")
-        if not view.leader:
-            raise StepFailed("Patroni has no single leader")
-        standby = patroni.sync_standby(view)
-        if not standby:
-            raise StepFailed(f"no streaming sync standby (members: {_members(view)})")
-        self.old, self.new = view.leader, standby
-        return f"leader {view.leader}, sync standby {standby}"
+        view, self.old, self.new = leader_with_sync_standby(self.inv)
+        return f"leader {view.leader}, sync standby {self.new}"
 
     def _check_replication(self) -> str:
-        from prontuario_cli.replication import check
-        from prontuario_cli.report import Status
-
-        report = check(self.inv)
-        if report.status == Status.CRITICAL:
-            raise StepFailed(f"replication check is CRITICAL: {report.summary}")
+        report = replication_not_critical(self.inv)
         return f"{report.status.name}: {report.summary}"
 
     def _check_haproxy_leader(self) -> str:
@@ -193,9 +180,7 @@ class PostgresFailover:
 
     @property
     def settle_s(self) -> float:
-        """How long HAProxy may take to mark one server down and another up, plus slack."""
-        hc = self.inv.health_checks
-        return hc.interval_s * (hc.fall + hc.rise) + hc.timeout_s + 5.0
+        return haproxy_settle_s(self.inv)
 
     def steady_state_after(self) -> list[Activity]:
         # With slow checks (the seed's inter 5 s, fall 3) HAProxy can keep a demoted
@@ -330,6 +315,37 @@ class PostgresFailover:
             span = self.m.get("rpo_s")
             checks.append(TargetCheck("RPO (span of lost acknowledged writes)", span, target.rpo_s, "s", "<", span is not None and span < target.rpo_s))
         return checks
+
+
+def haproxy_settle_s(inventory: Inventory) -> float:
+    """How long HAProxy may take to mark one server down and another up, plus slack."""
+    hc = inventory.health_checks
+    return hc.interval_s * (hc.fall + hc.rise) + hc.timeout_s + 5.0
+
+
+def leader_with_sync_standby(inventory: Inventory):
+    """(Patroni's cluster view, leader, streaming sync standby) when a drill may start;
+    raises StepFailed when Patroni is paused, has no single leader or no streaming sync standby."""
+    view = patroni.cluster_view(inventory)
+    if view.paused:
+        raise StepFailed("Patroni is paused (maintenance mode): resume it before a drill")
+    if not view.leader:
+        raise StepFailed("Patroni has no single leader")
+    standby = patroni.sync_standby(view)
+    if not standby:
+        raise StepFailed(f"no streaming sync standby (members: {_members(view)})")
+    return view, view.leader, standby
+
+
+def replication_not_critical(inventory: Inventory):
+    """The replication check's report; raises StepFailed when it is CRITICAL."""
+    from prontuario_cli.replication import check
+    from prontuario_cli.report import Status
+
+    report = check(inventory)
+    if report.status == Status.CRITICAL:
+        raise StepFailed(f"replication check is CRITICAL: {report.summary}")
+    return report
 
 
 def tell_counters(progress: Callable[[dict], None] | None, probe) -> None:

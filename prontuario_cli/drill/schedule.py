@@ -1,7 +1,7 @@
 """The brief's drill cadence as a cron.d file or launchd jobs.
 
-Daily health-check validation, weekly failover, monthly cloud fallback, staggered from
-one start time so they never overlap. :func:`build_schedule` returns the schedule as
+Daily health-check validation, weekly failover, monthly cloud fallback and monthly DCS
+(etcd quorum) drill, staggered from one start time so they never overlap. :func:`build_schedule` returns the schedule as
 data; :meth:`Schedule.cron_text` and :meth:`Schedule.plists` render it. Every command runs
 ``--yes --format table`` with ``NO_COLOR=1`` and stderr merged into stdout, so cron's
 mail (or launchd's log file) holds both the progress and the report.
@@ -19,11 +19,17 @@ from prontuario_cli.errors import UsageError
 from prontuario_cli.report import Table
 
 # (drill, cadence, minutes after --at, what the brief allows) in the order they run.
+# The DCS drill shares the cloud drill's day of the month and starts when the cloud
+# drill's 2 h window is over (75 + 120 min): never while the cloud drill may still be
+# rolling back, and with its cloud replica rebuilt, so a frozen etcd never meets a
+# cluster that is still recovering from another drill.
 CADENCE = (
     ("health", "daily", 0, "5 min, 0 s downtime allowed"),
     ("failover", "weekly", 30, "30 min, downtime < 30 s"),
     ("cloud", "monthly", 75, "2 h, downtime < 5 min"),
+    ("dcs", "monthly", 195, "30 min, no failover, write gap < 30 s"),
 )
+DRILL_ARGS = {"dcs": ("--mode", "quorum")}  # fixed arguments of a scheduled drill (failover: --failover-mode)
 LABEL_PREFIX = "org.prontuario.drill-"
 LOG_DIR = "/var/log/prontuario"
 WEEKDAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")  # cron and launchd: 0 = Sunday
@@ -60,7 +66,7 @@ class ScheduledDrill:
 
 @dataclass(frozen=True)
 class Schedule:
-    """The three drills, the command they share and where launchd logs go."""
+    """The drills, the command they share and where launchd logs go."""
 
     drills: tuple[ScheduledDrill, ...]
     executable: str
@@ -181,7 +187,8 @@ def build_schedule(
     mailto: str | None = None,
     log_dir: str = LOG_DIR,
 ) -> Schedule:
-    """The schedule as data: health at ``at``, failover 30 min later, cloud 75 min later."""
+    """The schedule as data: health at ``at``, failover 30 min later, cloud 75 min later,
+    dcs (quorum mode) 195 min later, on the cloud drill's day."""
     from prontuario_cli.drill.failover import MODES
 
     if failover_mode not in MODES:
@@ -205,7 +212,7 @@ def build_schedule(
     if start + last_offset >= 24 * 60:
         latest = 24 * 60 - 1 - last_offset
         raise UsageError(
-            f"--at {at} would start the cloud drill after midnight",
+            f"--at {at} would start the {CADENCE[-1][0]} drill after midnight",
             hint=f"choose --at {latest // 60:02d}:{latest % 60:02d} or earlier",
         )
     dow = parse_weekday(weekday)
@@ -214,6 +221,7 @@ def build_schedule(
         args = [executable, "-i", inventory, "drill", drill]
         if drill == "failover":
             args += ["--mode", failover_mode]
+        args += DRILL_ARGS.get(drill, ())
         args += ["--yes", "--format", "table"]
         hour, minute = divmod(start + offset, 60)
         weekly = dow if cadence == "weekly" else None

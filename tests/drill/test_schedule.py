@@ -63,18 +63,21 @@ def test_cron_file_has_the_cadence_staggered(inventory):
     text = result.out
     assert "MAILTO=oncall@hospital.example" in text.splitlines()
     assert "drill lock" in text and "Exit codes: 0 passed, 10 target missed" in text.replace("\n# ", " ")
-    health, failover, cloud = cron_lines(text)
+    health, failover, cloud, dcs = cron_lines(text)
     assert (health["m"], health["h"], health["dom"], health["dow"]) == ("15", "3", "*", "*")
     assert (failover["m"], failover["h"], failover["dom"], failover["dow"]) == ("45", "3", "*", "2")
     assert (cloud["m"], cloud["h"], cloud["dom"], cloud["dow"]) == ("30", "4", "1", "*")
-    for match, drill in zip((health, failover, cloud), ("health", "failover", "cloud")):
+    # the DCS drill: the cloud drill's day, once the cloud drill's 2 h window is over
+    assert (dcs["m"], dcs["h"], dcs["dom"], dcs["dow"]) == ("30", "6", "1", "*")
+    for match, drill in zip((health, failover, cloud, dcs), ("health", "failover", "cloud", "dcs")):
         assert match["user"] == "prontuario"
         cmd = match["cmd"]
         assert cmd.startswith(f"NO_COLOR=1 {EXE} -i {inventory} drill {drill} ") and cmd.endswith(" --yes --format table 2>&1")
     assert "drill failover --mode kill --yes" in failover["cmd"]
+    assert "drill dcs --mode quorum --yes" in dcs["cmd"]
     # every command line is preceded by a comment saying what it is
     lines = text.splitlines()
-    for match in (health, failover, cloud):
+    for match in (health, failover, cloud, dcs):
         assert lines[lines.index(match.group(0)) - 1].startswith("# ")
 
 
@@ -88,11 +91,12 @@ def test_cron_options_time_weekday_day_mode_and_default_user(inventory, tmp_path
         "--failover-mode", "switchover", "--executable", EXE,
     )
     assert result.code == 0, result.err
-    health, failover, cloud = cron_lines(result.out)
+    health, failover, cloud, dcs = cron_lines(result.out)
     assert (health["h"], health["m"]) == ("1", "50")
     assert (failover["h"], failover["m"], failover["dow"]) == ("2", "20", "5")
     assert (cloud["h"], cloud["m"], cloud["dom"]) == ("3", "5", "15")
-    assert {m["user"] for m in (health, failover, cloud)} == {"oncall"}
+    assert (dcs["h"], dcs["m"], dcs["dom"]) == ("5", "5", "15")
+    assert {m["user"] for m in (health, failover, cloud, dcs)} == {"oncall"}
     assert f"-i {tmp_path / 'cluster.yaml'} " in health["cmd"]  # made absolute
     assert "--mode switchover" in failover["cmd"]
     assert "MAILTO" not in result.out
@@ -117,7 +121,9 @@ def test_launchd_plists_round_trip(inventory):
     assert result.code == 0, result.err
     assert "drill lock" in result.out
     jobs = split_plists(result.out)
-    assert list(jobs) == ["org.prontuario.drill-health.plist", "org.prontuario.drill-failover.plist", "org.prontuario.drill-cloud.plist"]
+    assert list(jobs) == [
+        "org.prontuario.drill-health.plist", "org.prontuario.drill-failover.plist", "org.prontuario.drill-cloud.plist", "org.prontuario.drill-dcs.plist",
+    ]
     health = jobs["org.prontuario.drill-health.plist"]
     assert health["Label"] == "org.prontuario.drill-health"
     assert health["ProgramArguments"] == [EXE, "-i", inventory, "drill", "health", "--yes", "--format", "table"]
@@ -128,18 +134,21 @@ def test_launchd_plists_round_trip(inventory):
     assert failover["StartCalendarInterval"] == {"Hour": 3, "Minute": 45, "Weekday": 3}
     assert failover["ProgramArguments"][4:7] == ["failover", "--mode", "kill"]
     assert jobs["org.prontuario.drill-cloud.plist"]["StartCalendarInterval"] == {"Hour": 4, "Minute": 30, "Day": 1}
+    dcs = jobs["org.prontuario.drill-dcs.plist"]
+    assert dcs["StartCalendarInterval"] == {"Hour": 6, "Minute": 30, "Day": 1}
+    assert dcs["ProgramArguments"][4:7] == ["dcs", "--mode", "quorum"]
 
 
 def test_json_and_table_forms(inventory):
     data = run("-i", inventory, "drill", "schedule", "--cron", "--executable", EXE, "--json").json()
-    assert [d["drill"] for d in data["drills"]] == ["health", "failover", "cloud"]
+    assert [d["drill"] for d in data["drills"]] == ["health", "failover", "cloud", "dcs"]
     assert data["drills"][1]["when"] == "every Tuesday at 03:45"
     assert CRON_LINE.match(data["drills"][2]["cron_line"])
     table = run("-i", inventory, "drill", "schedule", "--launchd", "--executable", EXE, "-f", "table")
     assert table.code == 0 and "every Tuesday at 03:45" in table.out
 
 
-def test_output_dir_writes_three_plists_with_an_audit_entry(inventory, tmp_path, isolated_state):
+def test_output_dir_writes_a_plist_per_drill_with_an_audit_entry(inventory, tmp_path, isolated_state):
     target = tmp_path / "LaunchDaemons"
     target.mkdir()
     args = ("-i", inventory, "drill", "schedule", "--launchd", "--executable", EXE, "--output-dir", str(target))
@@ -156,7 +165,9 @@ def test_output_dir_writes_three_plists_with_an_audit_entry(inventory, tmp_path,
     wrote = run(*args, "--yes", "--json")
     assert wrote.code == 0, wrote.err
     names = sorted(p.name for p in target.iterdir())
-    assert names == ["org.prontuario.drill-cloud.plist", "org.prontuario.drill-failover.plist", "org.prontuario.drill-health.plist"]
+    assert names == [
+        "org.prontuario.drill-cloud.plist", "org.prontuario.drill-dcs.plist", "org.prontuario.drill-failover.plist", "org.prontuario.drill-health.plist",
+    ]
     job = plistlib.loads((target / "org.prontuario.drill-cloud.plist").read_bytes())
     assert job["ProgramArguments"][4] == "cloud" and job["StartCalendarInterval"]["Day"] == 1
     entry = audit_entries(isolated_state)[-1]
@@ -203,3 +214,16 @@ def test_inventory_path_is_embedded_without_loading_it():
     result = run_cli("drill", "schedule", "--cron", "--inventory-path", "/etc/prontuario/cluster.yaml", "--executable", EXE)
     assert result.code == 0, result.err
     assert all("-i /etc/prontuario/cluster.yaml drill" in m["cmd"] for m in cron_lines(result.out))
+
+
+def test_the_dcs_drill_starts_after_the_cloud_drills_window_and_before_midnight():
+    from prontuario_cli.drill.schedule import CADENCE
+
+    offsets = {drill: offset for drill, _, offset, _ in CADENCE}
+    assert offsets["dcs"] >= offsets["cloud"] + 120  # the cloud drill is allowed 2 h
+    plan = build_schedule(executable=EXE, inventory="/etc/prontuario/cluster.yaml", at="20:44", day=9)
+    dcs = plan.drills[-1]
+    assert (dcs.drill, dcs.hour, dcs.minute, dcs.day, dcs.cadence) == ("dcs", 23, 59, 9, "monthly")
+    with pytest.raises(UsageError, match="would start the dcs drill after midnight") as refused:
+        build_schedule(executable=EXE, inventory="/etc/prontuario/cluster.yaml", at="20:45")
+    assert "--at 20:44 or earlier" in refused.value.hint

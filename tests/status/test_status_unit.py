@@ -310,8 +310,9 @@ def test_drills_on_schedule_are_ok(tmp_path):
     journal(tmp_path, "health", NOW - _dt.timedelta(hours=9))
     journal(tmp_path, "failover", _dt.datetime(2026, 10, 6, 3, 45, tzinfo=UTC))  # last week's Tuesday
     journal(tmp_path, "cloud", _dt.datetime(2026, 9, 1, 4, 30, tzinfo=UTC))  # September: October may still run it
+    journal(tmp_path, "dcs", _dt.datetime(2026, 9, 1, 6, 30, tzinfo=UTC))  # after the cloud drill, the same day
     found = drill_rows_in(tmp_path)
-    assert [r.status for r in found.values()] == [Status.OK] * 3
+    assert [r.status for r in found.values()] == [Status.OK] * 4
     assert found["drill failover"].state == "last 2026-10-06 03:45Z passed, RTO 21.5 s; next due week of 2026-10-12"
     assert found["drill cloud"].details["due_by"] == "2026-11-01T00:00:00Z"
 
@@ -356,7 +357,7 @@ def test_status_rows_show_overdue_drill_and_broken_chain_first(tmp_path):
         source("audit", [row_from_verify(log.verify())]),
     )
     assert report.rows[0].name == "audit log" and report.rows[0].status == Status.CRITICAL
-    assert {r.name for r in report.rows if r.status == Status.WARNING} == {"drill health", "drill failover", "drill cloud"}
+    assert {r.name for r in report.rows if r.status == Status.WARNING} == {"drill health", "drill failover", "drill cloud", "drill dcs"}
     out = io.StringIO()
     render(report, "table", out, color=False, width=80)
     text = out.getvalue()
