@@ -42,7 +42,7 @@ def inventory_path(lab, tmp_path) -> Path:
     path = tmp_path / "cluster.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     started = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0) - _dt.timedelta(hours=1)
-    for drill, mode in (("health", "all"), ("failover", "kill"), ("cloud", "both-macs")):
+    for drill, mode in (("health", "all"), ("failover", "kill"), ("cloud", "both-macs"), ("dcs", "quorum")):
         stamp = started.strftime("%Y%m%dT%H%M%SZ")
         Journal(drill=drill, mode=mode, run_id=f"{stamp}-{drill}-{mode}-lab-1", inventory=str(path), profile="fast",
                 started_at=started.isoformat(), ended_at=started.isoformat(), verdict="passed").save(reports)
@@ -89,7 +89,7 @@ def test_a_healthy_lab_is_ok_and_lists_both_macs_and_the_witness(inventory_path)
     assert all(rows[n]["details"]["reachable"] == "up" for n in ("mac-studio-1", "mac-studio-2", "witness"))
     assert rows["PostgreSQL"]["details"]["leader"] in ("mac-studio-1", "mac-studio-2")
     assert rows["etcd"]["state"].startswith("3/3 members healthy, leader ") and rows["etcd"]["state"].endswith("; failsafe on")
-    assert {rows[f"drill {d}"]["status"] for d in ("health", "failover", "cloud")} == {"ok"}
+    assert {rows[f"drill {d}"]["status"] for d in ("health", "failover", "cloud", "dcs")} == {"ok"}
     assert data["actions"] == [] and elapsed < bound(inventory_path)
 
 
