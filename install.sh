@@ -14,6 +14,8 @@ APT_PACKAGES=(
   prometheus                              # promtool, to check the alert rules
   openssh-server                          # sshd for the SSH-path tests
   rsync                                   # model bytes Mac to Mac (delta transfer over SSH)
+  systemd                                 # systemd-analyze checks the units 'serve install' renders
+  espeak-ng                               # real speech WAVs for the Whisper server's tests
   python3-venv ca-certificates procps
 )
 
@@ -49,9 +51,13 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 chmod 755 "$(dirname "$VENV")" "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1
-say "pip install -e $HERE[test]"
-"$VENV/bin/python" -m pip install -q -e "$HERE[test]" 2>&1 | grep -vE '^(WARNING: Location|  |$)' >&2 || true
+say "pip install -e $HERE[test,serve]"
+"$VENV/bin/python" -m pip install -q -e "$HERE[test,serve]" 2>&1 | grep -vE '^(WARNING: Location|  |$)' >&2 || true
+# mlx-whisper declares a CUDA torch (~6 GB) it needs only to convert weights: not installed.
+"$VENV/bin/python" -m pip install -q --no-deps "mlx-whisper>=0.4.3" 2>&1 | grep -vE '^(WARNING: Location|  |$)' >&2 || true
 "$VENV/bin/python" -c "import prontuario_cli, patroni, psycopg, redis, paramiko, httpx" \
   || { say "the Python environment is incomplete"; exit 1; }
+"$VENV/bin/python" -c "import mlx.core, mlx_lm, mlx_whisper, onnxruntime, starlette, uvicorn" \
+  || { say "the inference servers' environment (extra 'serve') is incomplete"; exit 1; }
 ln -sf "$VENV/bin/prontuario" /usr/local/bin/prontuario
 say "done: $("$VENV/bin/prontuario" --version)"

@@ -211,6 +211,24 @@ class Models:
 
 
 @dataclass(frozen=True)
+class Serve:
+    """Which model each inference server loads and how the servers run on the Macs.
+
+    ``host``: where they listen (127.0.0.1: HAProxy on the same Mac in front; another
+    address only on purpose). ``match_threshold``: the FaceNet distance (L2 between unit
+    embeddings) under which two faces are the same person.
+    """
+
+    llm: str = "medgemma-4b"
+    stt: str = "whisper-large-v3"
+    face: str = "facenet"
+    host: str = "127.0.0.1"
+    match_threshold: float = 1.0
+    log_dir: str = "/var/log/prontuario"
+    user: str | None = None
+
+
+@dataclass(frozen=True)
 class Lab:
     """Present when the inventory describes a loopback lab made by ``lab up``."""
 
@@ -229,6 +247,7 @@ class Inventory:
     paths: Paths = Paths()
     haproxy: HAProxy = HAProxy()
     models: Models = Models()
+    serve: Serve = Serve()
     lab: Lab | None = None
     # Not part of the file: filled in by the loader.
     source: str = field(default="", metadata={"schema": False})

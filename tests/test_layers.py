@@ -100,9 +100,12 @@ def test_capability_contracts_name_every_capability():
     def names(key: str, contract_id: str) -> set[str]:
         return {name.removeprefix("prontuario_cli.") for name in by_id[contract_id][key]}
 
-    assert names("modules", "capabilities-independent") == capabilities - {"drill"}
+    # Two capabilities build on others, each by its own contract: drill (on replication and
+    # gcp) and serve (on models: it loads only what models verified).
+    assert names("modules", "capabilities-independent") == capabilities - {"drill", "serve"}
     assert names("source_modules", "nothing-imports-drill") == capabilities - {"drill"}
     assert names("forbidden_modules", "drill-imports-named-capabilities-only") == capabilities - {"drill", "replication", "gcp"}
+    assert names("forbidden_modules", "serve-builds-on-models-only") == capabilities - {"serve", "models"}
 
 
 def test_status_sits_between_the_cli_and_the_capabilities():

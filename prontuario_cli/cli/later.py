@@ -7,7 +7,6 @@ import typer
 from prontuario_cli.errors import NotAvailableYet
 
 GROUPS = {
-    "serve": "Run the local inference servers (mlx-lm for MedGemma, Whisper, FaceNet) and check their readiness.",
     "bootstrap": "Set up a Mac Studio (or the witness) from the inventory: packages, users, launchd services.",
 }
 

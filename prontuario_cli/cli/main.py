@@ -45,7 +45,10 @@ CAPABILITIES: dict[str, tuple[str | None, str]] = {
         "Keep MedGemma, Whisper and FaceNet identical and intact on both Macs: sha256 manifests, "
         "parallel offline verify, Mac-to-Mac sync with rsync, atomic activation and rollback.",
     ),
-    "serve": (None, ""),
+    "serve": (
+        "prontuario_cli.cli.serve",
+        "Run the local inference servers (mlx-lm for MedGemma, Whisper, FaceNet) and check their readiness.",
+    ),
     "bootstrap": (None, ""),
     "gcp": ("prontuario_cli.cli.gcp", "The emergency Cloud SQL fallback: status, manual promote (guarded, resumable) and failback."),
     "monitor": ("prontuario_cli.cli.monitor", "Render the Prometheus alert rules from the inventory's thresholds."),
