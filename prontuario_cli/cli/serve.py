@@ -23,7 +23,7 @@ app = typer.Typer(
 
 
 def _options(kind: str, model: str, store: Optional[Path], node: Optional[str], host: Optional[str], port: Optional[int],
-             log_file: Optional[Path], queue: Optional[int], max_bytes: Optional[int]):
+             log_file: Optional[Path], queue: Optional[int], max_bytes: Optional[int], threshold: Optional[float] = None):
     """Options from the flags, else from the inventory's node (store, port), else the defaults."""
     from prontuario_cli.errors import UsageError
     from prontuario_cli.serve.options import DEFAULT_MAX_BYTES, DEFAULT_PORT, DEFAULT_QUEUE, PORT_FIELD, ServeOptions
@@ -46,7 +46,10 @@ def _options(kind: str, model: str, store: Optional[Path], node: Optional[str], 
         raise UsageError("--queue must be at least 1")
     if max_bytes is not None and max_bytes < 1024:
         raise UsageError("--max-bytes must be at least 1024")
-    threshold = get_env().inventory().serve.match_threshold if inventory_node is not None else 1.0
+    if threshold is not None and not 0 < threshold < 2:
+        raise UsageError(f"--threshold {threshold:g}: a distance between unit vectors is between 0 and 2")
+    if threshold is None:
+        threshold = get_env().inventory().serve.match_threshold if inventory_node is not None else 1.0
     return ServeOptions(kind, model, str(store), host or "127.0.0.1", port, str(log_file) if log_file else None,
                         queue or DEFAULT_QUEUE[kind], max_bytes or DEFAULT_MAX_BYTES[kind], threshold)
 
@@ -116,12 +119,13 @@ def face(
     log_file: Optional[Path] = typer.Option(None, "--log", metavar="FILE", help=LOG_HELP),
     queue: Optional[int] = typer.Option(None, "--queue", help="Requests that may wait (then 503 with Retry-After)."),
     max_bytes: Optional[int] = typer.Option(None, "--max-bytes", help="Largest upload (default 8 MiB; then 413)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="L2 distance between unit embeddings under which two faces match (default: serve.match_threshold, 1.0)."),
 ) -> None:
     """Serve FaceNet (onnxruntime): POST /v1/face/embed and /v1/face/verify.
 
     Example: prontuario serve face --store /opt/prontuario/models --model facenet --port 8082
     """
-    _run("face", _options("face", model, store, node, host, port, log_file, queue, max_bytes))
+    _run("face", _options("face", model, store, node, host, port, log_file, queue, max_bytes, threshold))
 
 
 @app.command("status")
