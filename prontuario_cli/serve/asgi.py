@@ -127,9 +127,10 @@ class Worker:
 class AccessLog:
     """ASGI middleware: one line per request — method, path, status, latency, size. No bodies."""
 
-    def __init__(self, app, state: ServerState):
+    def __init__(self, app, state: ServerState, paths: frozenset[str] = frozenset()):
         self.app = app
         self.state = state
+        self.paths = paths  # the routes served; any other path is client text and is logged as "(other)"
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -148,6 +149,8 @@ class AccessLog:
             await self.app(scope, receive, sending)
         finally:
             path = scope.get("path", "")
+            if self.paths and path not in self.paths:
+                path = "(other)"
             if path not in ("/health", "/ready", "/status"):
                 self.state.count(seen["status"] < 400)
             ACCESS.info("%s %s %d %.1fms %dB", scope.get("method", "-"), path, seen["status"], (time.monotonic() - started) * 1000, seen["bytes"])
@@ -216,6 +219,9 @@ def build_app(state: ServerState, routes: list, *, load: Callable[[], None], pro
     async def status(request):
         return JSONResponse(state.snapshot())
 
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
     async def lifespan(app):
         def start() -> None:
             try:
@@ -234,13 +240,15 @@ def build_app(state: ServerState, routes: list, *, load: Callable[[], None], pro
         if unload is not None:
             try:
                 state.worker.call(unload)
-            except Exception as exc:  # stopping anyway: say why, once
+            except Exception as exc:  # noqa: BLE001 - stopping anyway: say why, once
                 LOG.warning("unload failed: %s", type(exc).__name__)
         state.worker.shutdown()
 
+    every = [*routes, Route("/health", health), Route("/ready", ready), Route("/status", status)]
+    paths = frozenset(getattr(route, "path", "") for route in every)
     return Starlette(
-        routes=[*routes, Route("/health", health), Route("/ready", ready), Route("/status", status)],
-        middleware=[Middleware(AccessLog, state=state), Middleware(BodyLimit, limit=limit_bytes)],
+        routes=every,
+        middleware=[Middleware(AccessLog, state=state, paths=paths), Middleware(BodyLimit, limit=limit_bytes)],
         lifespan=lifespan,
     )
 
