@@ -49,8 +49,10 @@ class Peer:
 
     def ssh_command(self) -> str:
         policy = "accept-new" if self.accept_new else "yes"
+        # AES-GCM first: the ssh client's CPU halves (hardware AES on x86 and Apple Silicon).
         return shlex.join([
-            "ssh", "-i", self.key, "-p", str(self.port), "-o", f"UserKnownHostsFile={self.known_hosts}",
+            "ssh", "-i", self.key, "-p", str(self.port), "-c", "aes128-gcm@openssh.com,chacha20-poly1305@openssh.com",
+            "-o", f"UserKnownHostsFile={self.known_hosts}",
             "-o", f"StrictHostKeyChecking={policy}", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
         ])  # fmt: skip
 
@@ -117,7 +119,8 @@ def receive(store: Store, manifest: Manifest, peer: Peer, *, rsync: str = "rsync
                                 round(time.monotonic() - started, 3), 0.0, f"{name} {version} already here and verified: nothing moved")
         staging = store.staging_dir(name, version)
         staging.mkdir(parents=True, exist_ok=True)
-        reused, repaired = _seed_staging(store, manifest, staging)
+        cache = store.cache(name, version)
+        reused, repaired = _seed_staging(store, manifest, staging, cache)
         argv = [
             rsync, "-a", "--delete", f"--partial-dir={PARTIAL_DIR}", "--stats", "--no-human-readable",
             "-e", peer.ssh_command(), f"--rsync-path={peer.rsync}",
@@ -135,10 +138,11 @@ def receive(store: Store, manifest: Manifest, peer: Peer, *, rsync: str = "rsync
         received = _stat_number(result.stdout, "Total bytes received")
         literal = _stat_number(result.stdout, "Literal data")
         shutil.rmtree(staging / PARTIAL_DIR, ignore_errors=True)
-        verdict = verify_directory(staging, manifest, cache=store.cache(name, version))
+        verdict = verify_directory(staging, manifest, cache=cache)
         if not verdict.ok:
             listed = "; ".join(f"{p.path}: {p.kind}" for p in verdict.problems[:5])
             raise IntegrityError(f"{name} {version} copied from {peer.host} does not verify here: {listed}", hint="verify the source: prontuario models verify --node SOURCE")
+        store.save_cache(name, version, cache)  # a rename keeps inodes and ctimes: activate's verify hits it
         _replace_version(store, name, version)
         store.release(name, version)
         store.activate(name, version)
@@ -147,8 +151,13 @@ def receive(store: Store, manifest: Manifest, peer: Peer, *, rsync: str = "rsync
                     f"{name} {version} received from {peer.host}, verified and active ({received} bytes over the network)")
 
 
-def _seed_staging(store: Store, manifest: Manifest, staging: Path) -> tuple[int, int]:
-    """Hard-link the files this node already holds intact; copy damaged ones in as delta bases."""
+def _seed_staging(store: Store, manifest: Manifest, staging: Path, cache) -> tuple[int, int]:
+    """Hard-link the files this node already holds intact; copy damaged ones in as delta bases.
+
+    A hard link shares the verified file's inode (the same bytes), but link() changes its
+    ctime: the staged copy's cache entry is written again here, under the store lock, so
+    the staging verify hashes only what rsync wrote.
+    """
     name = manifest.name
     reused = repaired = 0
     good: dict[str, Path] = {}  # sha256 -> a verified file here
@@ -159,7 +168,9 @@ def _seed_staging(store: Store, manifest: Manifest, staging: Path) -> tuple[int,
         except IntegrityError:
             continue
         directory = store.version_dir(name, version)
-        verdict = verify_directory(directory, theirs, cache=store.cache(name, version))
+        seen = store.cache(name, version)
+        verdict = verify_directory(directory, theirs, cache=seen)
+        store.save_cache(name, version, seen)
         bad = {p.path for p in verdict.problems}
         for f in theirs.files:
             path = directory / f.path
@@ -175,8 +186,9 @@ def _seed_staging(store: Store, manifest: Manifest, staging: Path) -> tuple[int,
         if f.sha256 in good:
             try:
                 os.link(good[f.sha256], target)
+                cache.remember(f.path, os.lstat(target), f.sha256)
             except OSError:
-                shutil.copy2(good[f.sha256], target)
+                shutil.copy2(good[f.sha256], target)  # another file system: a copy, hashed by the staging verify
             reused += 1
         elif f.path in damaged:
             _copy(damaged[f.path], target)

@@ -14,10 +14,11 @@ A second run after an interruption continues from what the first left in staging
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
-from prontuario_cli.errors import IntegrityError, UsageError
+from prontuario_cli.errors import IntegrityError, ProntuarioError, UsageError
 from prontuario_cli.inventory import Inventory, Node
 from prontuario_cli.models.nodes import manifest_file, manifest_named, remote, store_of
 from prontuario_cli.report import Table
@@ -70,14 +71,28 @@ def sync(inventory: Inventory, name: str, source: Node, target: Node, *, accept_
     if source.name == target.name:
         raise UsageError("--from and --to name the same node")
     manifest = manifest_named(inventory, name)
-    versions = {}
     access = node_access(inventory)
-    for node in (source, target):
+
+    # Independent looks, at once: rsync on both Macs, the source's version, the target's.
+    def rsync_on(node: Node) -> str:
         result = access.run(node.name, [inventory.models.rsync, "--version"], timeout_s=30)
-        versions[node.name] = check_rsync(result.stdout + result.stderr, f"{node.name}: {inventory.models.rsync}")
+        return check_rsync(result.stdout + result.stderr, f"{node.name}: {inventory.models.rsync}")
+
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="sync") as pool:
+        looks = {
+            "rsync-source": pool.submit(rsync_on, source),
+            "rsync-target": pool.submit(rsync_on, target),
+            "source": pool.submit(remote, inventory, source, ["verify", name]),
+            "target": pool.submit(remote, inventory, target, ["verify", name]),
+        }
+        versions = {source.name: looks["rsync-source"].result(), target.name: looks["rsync-target"].result()}
+        checked = looks["source"].result()
+        try:
+            there = looks["target"].result()
+        except ProntuarioError:
+            there = {}
     say(f"rsync {versions[source.name]} on {source.name}, {versions[target.name]} on {target.name}")
 
-    checked = remote(inventory, source, ["verify", name])
     check = next((c for c in checked.get("checks") or () if c.get("name") == name), None)
     if check is None or check.get("status") != "ok":
         why = (check or {}).get("note") or "not verified"
@@ -88,6 +103,11 @@ def sync(inventory: Inventory, name: str, source: Node, target: Node, *, accept_
             hint=f"activate {manifest.version} there first, or lock the manifest again",
         )
     say(f"{source.name}: {name} {manifest.version} verified")
+    mine = next((c for c in there.get("checks") or () if c.get("name") == name), None)
+    if mine is not None and mine.get("status") == "ok" and mine.get("version") == manifest.version:
+        return SyncReport(name, manifest.version, source.name, target.name, versions, manifest.version, len(manifest.files),
+                          manifest.total_bytes, len(manifest.files), 0, 0, 0, 0.0,
+                          f"{name} {manifest.version} already active and verified on {target.name}: nothing moved")
 
     peer = inventory.models.peer_ssh
     args = [
