@@ -65,13 +65,13 @@ def _lab_dir(directory: Optional[Path]) -> Path:
     return default_dir()
 
 
-def _open(directory: Optional[Path], profile: Optional[str] = None, base_port: Optional[int] = None, view=None):
+def _open(directory: Optional[Path], profile: Optional[str] = None, base_port: Optional[int] = None, view=None, with_serve: Optional[bool] = None):
     """The lab, talking through a progress view (``view``, else a new one on stderr): each
     wait a live line on a terminal, plain timestamped lines otherwise."""
     from prontuario_cli.lab import Lab
 
     view = view or _view()
-    return Lab(_lab_dir(directory), profile=profile, base_port=base_port, say=view.say, progress=view.progress)
+    return Lab(_lab_dir(directory), profile=profile, base_port=base_port, with_serve=with_serve, say=view.say, progress=view.progress)
 
 
 def _view():
@@ -89,6 +89,11 @@ def up(
         autocompletion=complete_profile,
     ),
     base_port: Optional[int] = typer.Option(None, "--base-port", help="First port; every port is derived from it (default 15000)."),
+    with_serve: bool = typer.Option(
+        False, "--with-serve",
+        help="Also run the inference servers (llm, stt, face) on each Mac, on tiny random models built in the lab. "
+        "Remembered: later 'lab up/down/status' keep handling them.",
+    ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Accepted for symmetry; lab up never asks."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing."),
 ) -> None:
@@ -97,15 +102,19 @@ def up(
     Exit 0 healthy; 20 a component failed (its log is named); 69 something did not
     become healthy in time.
 
-    Example: prontuario lab up --dir /var/lib/prontuario/lab --profile fast --base-port 16000
+    With --with-serve the lab also builds three tiny models, installs them in each Mac's
+    store and starts 'prontuario serve llm|stt|face' for each Mac, so 'serve status' and
+    'models status' with the lab's inventory show real servers and stores.
+
+    Example: prontuario lab up --dir /var/lib/prontuario/lab --profile fast --base-port 16000 --with-serve
     """
     if profile is not None and profile not in ("seed", "fast"):
         from prontuario_cli.errors import UsageError
 
         raise UsageError(f"unknown profile {profile!r}", hint="choose seed or fast")
     view = _view()
-    lab = _open(directory, profile, base_port, view)
-    args = {"dir": str(lab.dir), "profile": lab.spec.profile, "base_port": lab.spec.base_port}
+    lab = _open(directory, profile, base_port, view, with_serve=with_serve or None)
+    args = {"dir": str(lab.dir), "profile": lab.spec.profile, "base_port": lab.spec.base_port, "with_serve": lab.spec.with_serve}
     if dry_run:
         with audited("lab up", args, dry_run=True, log=lab.spec.audit_log_path):
             emit(lab.plan_up())

@@ -8,6 +8,8 @@ Names are stable (tests, drills and shell completion use them)::
     redis-mac-studio-1  redis-mac-studio-2
     sentinel-mac-studio-1  sentinel-mac-studio-2  sentinel-witness
     haproxy  cloudsql-replica  cloudsql-api
+    serve-llm-mac-studio-1  serve-stt-mac-studio-1  serve-face-mac-studio-1   (and mac-studio-2;
+                                                    only in a lab made with --with-serve)
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from dataclasses import dataclass
 
 from prontuario_cli.lab import config
 from prontuario_cli.lab.procs import Proc
-from prontuario_cli.lab.spec import MACS, NODE_NAMES, LabSpec
+from prontuario_cli.lab.spec import MACS, NODE_NAMES, SERVE_KINDS, LabSpec
 
 
 @dataclass(frozen=True)
 class Component:
     name: str
-    kind: str  # etcd, patroni, postgres, redis, sentinel, haproxy, cloudsql-replica, cloudsql-api
+    kind: str  # etcd, patroni, postgres, redis, sentinel, haproxy, cloudsql-replica, cloudsql-api, serve
     node: str | None
     port: int | None
     proc: Proc | None  # None for PostgreSQL under Patroni: Patroni starts it
@@ -86,7 +88,18 @@ def components(spec: LabSpec) -> dict[str, Component]:
             stop_signal=signal.SIGINT,
         ),
     )
+    if spec.with_serve:
+        for node in MACS:
+            for kind in SERVE_KINDS:
+                name = f"serve-{kind}-{node}"
+                out[name] = Component(name, "serve", node, spec.serve_port(node, kind),
+                                      proc(name, config.serve_argv(spec, node, kind), str(spec.store_dir(node))))
     return out
+
+
+def serve_components(spec: LabSpec) -> list[Component]:
+    """The inference servers (none unless the lab was made with ``--with-serve``)."""
+    return [c for c in components(spec).values() if c.kind == "serve"]
 
 
 def component_names(spec: LabSpec | None = None) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from prontuario_cli.engines import patroni_dcs
-from prontuario_cli.lab.spec import MACS, NODE_NAMES, LabSpec
+from prontuario_cli.lab.spec import MACS, NODE_NAMES, SERVE_KINDS, LabSpec
 
 REPLICATION_USER = "replicator"
 STANDIN_APPLICATION_NAME = "cloudsql-standin"
@@ -333,6 +333,24 @@ def standin_api_argv(spec: LabSpec) -> list[str]:
     return [spec.binaries.python, "-m", "prontuario_cli.lab.cloudsql_standin", "--config", str(spec.sub("cloudsql", "standin.json"))]
 
 
+# --------------------------------------------------------------------------- inference servers
+
+
+def serve_log(spec: LabSpec, node: str, kind: str):
+    return spec.log_dir / f"serve-{kind}-{node}.log"
+
+
+def serve_argv(spec: LabSpec, node: str, kind: str) -> list[str]:
+    """``prontuario serve KIND`` for one Mac: its own store, its port, the model the inventory names."""
+    return [
+        spec.prontuario, "serve", kind,
+        "--store", str(spec.store_dir(node)),
+        "--model", SERVE_KINDS[kind][0],
+        "--port", str(spec.serve_port(node, kind)),
+        "--log", str(serve_log(spec, node, kind)),
+    ]  # fmt: skip
+
+
 # --------------------------------------------------------------------------- the lab's inventory
 
 
@@ -340,7 +358,8 @@ def cluster_yaml(spec: LabSpec) -> str:
     """The lab's own cluster.yaml; it passes ``prontuario inventory check``.
 
     One HAProxy serves the lab; its ports are listed on mac-studio-1 (all nodes share
-    127.0.0.1, so a port may appear only once). No secrets: loopback trust auth.
+    127.0.0.1, so a port may appear only once). No secrets: loopback trust auth. With
+    serve on, each Mac also has its model store (``models_dir``) and its servers' ports.
     """
     t = spec.timings
     nodes = []
@@ -348,22 +367,26 @@ def cluster_yaml(spec: LabSpec) -> str:
     for node in NODE_NAMES:
         p = spec.node_ports(node)
         ports = {k: v for k, v in dataclass_items(p) if v is not None}
+        serve_ports = spec.serve_ports(node)
+        if serve_ports:
+            ports.update(serve_ports._asdict())
         if node == MACS[0]:
             ports.update(
                 haproxy_write=spec.haproxy_write_port,
                 haproxy_read=spec.haproxy_read_port,
                 haproxy_stats=spec.haproxy_stats_port,
             )
-        nodes.append(
-            {
-                "name": node,
-                "role": roles[node],
-                "address": "127.0.0.1",
-                "os": "debian",
-                "ssh": {"port": 22, "user": "root"},
-                "ports": ports,
-            }
-        )
+        entry = {
+            "name": node,
+            "role": roles[node],
+            "address": "127.0.0.1",
+            "os": "debian",
+            "ssh": {"port": 22, "user": "root"},
+            "ports": ports,
+        }
+        if serve_ports:
+            entry["models_dir"] = str(spec.store_dir(node))
+        nodes.append(entry)
     health = {"interval_s": t.inter_s, "timeout_s": t.timeout_s, "fall": t.fall, "rise": t.rise}
     if t.fastinter_s:
         health["fastinter_s"] = t.fastinter_s
@@ -397,6 +420,10 @@ def cluster_yaml(spec: LabSpec) -> str:
             "reports_dir": str(spec.sub("reports")),
             "metrics_textfile": str(spec.sub("metrics", "prontuario.prom")),
         },
+        # The Macs' commands run here, with the lab's own prontuario; the manifests and
+        # the servers' logs live in the lab directory.
+        "models": {"manifests": str(spec.manifests_dir), "prontuario": spec.prontuario},
+        "serve": {"log_dir": str(spec.log_dir)},
         "lab": {"dir": str(spec.path)},
     }
     header = (

@@ -65,6 +65,7 @@ class Lab:
         profile: str | None = None,
         base_port: int | None = None,
         binaries: Binaries | None = None,
+        with_serve: bool | None = None,
         say: Callable[[str], None] | None = None,
         progress: Callable[[dict], None] | None = None,
     ):
@@ -77,6 +78,8 @@ class Lab:
             profile=profile or (saved.profile if saved else "seed"),
             base_port=base_port or (saved.base_port if saved else DEFAULT_BASE_PORT),
             binaries=binaries or (saved.binaries if saved else Binaries.default()),
+            # Remembered: once made --with-serve, every later up/down/status keeps the servers.
+            with_serve=bool(with_serve or (saved.with_serve if saved else False)),
         )
         if saved and not _up.is_fresh(saved) and (requested.profile, requested.base_port) != (saved.profile, saved.base_port):
             raise ConfigError(
@@ -116,6 +119,8 @@ class Lab:
         fresh = _up.is_fresh(self.spec)
         comps = self.components()
         steps = [f"{'create' if fresh else 'reuse'} {self.dir} (profile {self.spec.profile}, base port {self.spec.base_port})"]
+        if self.spec.with_serve:
+            steps.append(f"build the tiny models in {self.spec.models_src_dir} (once); lock them into {self.spec.manifests_dir}; pull them into each Mac's store")
         if fresh:
             steps.append("wipe stale etcd, Redis, Sentinel and stand-in state")
         steps.append(f"render configs and write {self.inventory_path}")
@@ -129,11 +134,15 @@ class Lab:
             "wait: etcd healthy, Patroni leader + sync standby, HAProxy writable, stand-in streaming, Sentinel quorum",
             "wait: settled as 'replication check' sees it (HAProxy read servers UP and backup DOWN, Sentinels agree, ...)",
         ]
+        if self.spec.with_serve:
+            steps.append("wait: every inference server's /ready answers 200")
         return LabPlan(str(self.dir), "up", tuple(steps))
 
     def plan_down(self, purge: bool = False) -> LabPlan:
-        steps = ["pause Patroni (PATCH /config pause: true)"]
+        steps = []
         for name, pid in _down.plan(self.spec):
+            if name == "haproxy":
+                steps.append("pause Patroni (PATCH /config pause: true)")
             steps.append(f"stop {name} (pid {pid})" if pid else f"{name}: not running")
         steps.append(f"delete {self.dir}" if purge else f"keep the data in {self.dir}")
         return LabPlan(str(self.dir), "down", tuple(steps))

@@ -1,6 +1,6 @@
 """``lab down``: stop every process the lab started, by PID, in a fast order.
 
-Order: pause Patroni (so stopping a sync standby does not wait for the primary to
+Order: the inference servers first (a lab made ``--with-serve``), pause Patroni (so stopping a sync standby does not wait for the primary to
 release it, and Patroni does not react to what follows), then HAProxy and the cloud
 stand-in, then both Patronis, then both PostgreSQLs (fast shutdown, SIGINT), then
 Redis and the Sentinels, etcd last. Each step signals a group together, polls
@@ -58,7 +58,8 @@ def pause_patroni(spec: LabSpec, say: Say, progress: Progress | None = None) -> 
 def plan(spec: LabSpec) -> list[tuple[str, int | None]]:
     """(component, pid or None) in stop order: what ``down`` would stop."""
     comps = components(spec)
-    order = ["haproxy", "cloudsql-api", "cloudsql-replica", *(f"patroni-{n}" for n in MACS), *(f"postgres-{n}" for n in MACS)]
+    order = [n for n, c in comps.items() if c.kind == "serve"]
+    order += ["haproxy", "cloudsql-api", "cloudsql-replica", *(f"patroni-{n}" for n in MACS), *(f"postgres-{n}" for n in MACS)]
     order += [n for n, c in comps.items() if c.kind in ("redis", "sentinel")]
     order += [n for n, c in comps.items() if c.kind == "etcd"]
     out = []
@@ -77,10 +78,6 @@ def bring_down(spec: LabSpec, say: Say, purge: bool = False, progress: Progress 
     t0 = time.monotonic()
     comps = components(spec)
     stopped: list[str] = []
-    if any(running_pid(comps[f"patroni-{n}"].proc) for n in MACS):
-        pause_patroni(spec, say, progress)
-    # Read PostgreSQL PIDs now: once Patroni is gone nothing else knows them.
-    pg_pids = {n: postmaster_pid(spec.pg_data(n)) for n in MACS}
 
     def group(names: list[str], pids: dict[str, int | None] | None = None) -> None:
         targets, these = [], []
@@ -101,6 +98,11 @@ def bring_down(spec: LabSpec, say: Say, purge: bool = False, progress: Progress 
         if survivors:
             raise OperationFailed(f"lab down: processes survived SIGKILL: {survivors}")
 
+    group([n for n, c in comps.items() if c.kind == "serve"])
+    if any(running_pid(comps[f"patroni-{n}"].proc) for n in MACS):
+        pause_patroni(spec, say, progress)
+    # Read PostgreSQL PIDs now: once Patroni is gone nothing else knows them.
+    pg_pids = {n: postmaster_pid(spec.pg_data(n)) for n in MACS}
     group(["haproxy", "cloudsql-api", "cloudsql-replica"])
     group([f"patroni-{n}" for n in MACS])
     # A PostgreSQL Patroni restarted meanwhile has a new PID: read it again.

@@ -10,6 +10,7 @@ for mac-studio-1, mac-studio-2, witness)::
     b + 20*i + 3   etcd peer         (all three)
     b + 20*i + 4   Redis             (Macs)
     b + 20*i + 5   Sentinel          (all three)
+    b + 20*i + 6 / 7 / 8   inference servers llm / stt / face  (Macs, ``--with-serve`` only)
     b + 60 / 61 / 62   HAProxy write / read / stats (one HAProxy, listed on mac-studio-1)
     b + 63         cloud stand-in PostgreSQL (the Cloud SQL replica)
     b + 64         cloud stand-in Admin API (also the HAProxy backup server's check port)
@@ -42,6 +43,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from prontuario_cli.errors import ConfigError
 
@@ -103,6 +105,17 @@ class Binaries:
         )
 
 
+# The inference servers a Mac runs with ``--with-serve``: kind -> (model name, the
+# inventory's ports field). The names are the inventory's ``serve:`` defaults.
+SERVE_KINDS = {"llm": ("medgemma-4b", "medgemma"), "stt": ("whisper-large-v3", "whisper"), "face": ("facenet", "facenet")}
+
+
+class ServePorts(NamedTuple):
+    medgemma: int
+    whisper: int
+    facenet: int
+
+
 @dataclass(frozen=True)
 class NodePorts:
     postgresql: int | None
@@ -133,6 +146,7 @@ class LabSpec:
     region: str = "southamerica-east1"
     sql_instance: str = "prontuario-lab-replica"
     drill_instance: str = "prontuario-lab-drill"
+    with_serve: bool = False  # also the inference servers on each Mac, on tiny models built here
     binaries: Binaries = Binaries()
 
     def __post_init__(self):
@@ -179,6 +193,24 @@ class LabSpec:
     def haproxy_socket(self) -> Path:
         return self.sub("haproxy.sock")
 
+    @property
+    def models_src_dir(self) -> Path:
+        """Where the tiny models are built (what ``models pull`` copies from)."""
+        return self.sub("models-src")
+
+    @property
+    def manifests_dir(self) -> Path:
+        return self.sub("model-manifests")
+
+    def store_dir(self, node: str) -> Path:
+        """A Mac's model store (its ``models_dir`` in the lab inventory)."""
+        return self.sub("models", node)
+
+    @property
+    def prontuario(self) -> str:
+        """The ``prontuario`` command of the Python the lab runs with."""
+        return str(Path(self.binaries.python or sys.executable).parent / "prontuario")
+
     def pg_data(self, node: str) -> Path:
         return self.sub("pg", node, "data")
 
@@ -207,6 +239,17 @@ class LabSpec:
             redis=b + 4 if mac else None,
             sentinel=b + 5,
         )
+
+    def serve_ports(self, node: str) -> ServePorts | None:
+        """The inference servers' ports on a Mac; None on the witness or without serve."""
+        if not self.with_serve or node not in MACS:
+            return None
+        b = self.base_port + 20 * NODE_NAMES.index(node)
+        return ServePorts(medgemma=b + 6, whisper=b + 7, facenet=b + 8)
+
+    def serve_port(self, node: str, kind: str) -> int | None:
+        ports = self.serve_ports(node)
+        return getattr(ports, SERVE_KINDS[kind][1]) if ports else None
 
     @property
     def haproxy_write_port(self) -> int:

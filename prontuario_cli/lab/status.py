@@ -183,6 +183,13 @@ def _health(spec: LabSpec, comp: Component) -> tuple[str | None, bool, str]:
         if status == 0:
             return None, False, "not answering"
         return "api", True, "fallback promoted (/health 200)" if status == 200 else "replica (/health 503)"
+    if kind == "serve":
+        data = health.http_json(health.lab_url(comp.port, "/status"), timeout_s=2)
+        ready = health.http_status(health.lab_url(comp.port, "/ready"), timeout_s=2) == 200
+        if data is None and not ready:
+            return None, False, "not answering"
+        model = f"{data.get('model')} {data.get('version')}" if data else ""
+        return "inference", ready, f"{'ready' if ready else 'not ready'} {model}".strip()
     return None, False, "unknown component"
 
 

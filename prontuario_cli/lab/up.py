@@ -8,6 +8,10 @@ A *fresh* lab (no PostgreSQL data yet) starts from wiped etcd, Redis and stand-i
 state (old etcd data carries old cluster state and a paused flag). A lab whose data
 was kept by ``lab down`` restarts from its data and resumes Patroni, which ``down``
 paused.
+
+A lab made ``--with-serve`` also builds its tiny models, installs them in each Mac's
+store (:mod:`.serving`) and, once the database side has settled, starts the inference
+servers and waits until each answers ``/ready`` 200.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ SENTINEL_TIMEOUT = 60
 # Last wait: until 'replication check' would say OK. HAProxy may need rise checks at
 # its slowest interval for a server that failed its first check, then some slack.
 SETTLED_TIMEOUT = 60
+# An inference server loads its model (mlx, onnxruntime) before /ready says 200; six of
+# them start together on the lab's cores.
+SERVE_TIMEOUT = 180
 
 
 def is_fresh(spec: LabSpec) -> bool:
@@ -305,6 +312,10 @@ def bring_up(spec: LabSpec, say: Say, progress: Progress | None = None) -> dict:
     t0 = time.monotonic()
     fresh = is_fresh(spec)
     prepare(spec, fresh, say)
+    if spec.with_serve:
+        from prontuario_cli.lab.serving import install_models
+
+        install_models(spec, say, progress)
     comps = components(spec)
     started: list[str] = []
     pids: dict[str, int] = {}
@@ -396,6 +407,14 @@ def bring_up(spec: LabSpec, say: Say, progress: Progress | None = None) -> dict:
     with reported(progress, "settle: what 'replication check' looks at", SETTLED_TIMEOUT):
         wait_settled(spec, comps, pids, SETTLED_TIMEOUT)
     say("lab: settled (what 'replication check' looks at is OK)")
+    serving = [comp for comp in comps.values() if comp.kind == "serve"]
+    for comp in serving:
+        run(comp.name)
+    for comp in serving:
+        url = health.lab_url(comp.port, "/ready")
+        wait(comp, pids[comp.name], "model loaded (/ready 200)", lambda u=url: health.http_status(u, timeout_s=2) == 200, SERVE_TIMEOUT)
+    if serving:
+        say(f"lab: {len(serving)} inference servers ready")
     return {"fresh": fresh, "started": started, "seconds": round(time.monotonic() - t0, 2)}
 
 

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -408,3 +409,36 @@ def test_patroni_dcs_refuses_timings_patroni_would_reject():
     assert patroni_dcs(20, 2, 4, {})["failsafe_mode"] is True
     with pytest.raises(ValueError, match="loop_wait"):
         patroni_dcs(20, 10, 6, {})
+
+
+@pytest.mark.parametrize("with_serve", [True, False])
+def test_lab_inventory_has_the_servers_ports_and_stores_only_with_serve(with_serve):
+    spec = LabSpec(dir="/srv/lab", base_port=15500, with_serve=with_serve)
+    inv = parse_inventory(config.cluster_yaml(spec), "lab/cluster.yaml")
+    assert not inv.warnings
+    macs = {n.name: n for n in inv.nodes if n.name in MACS}
+    served = [(n.models_dir, n.ports.medgemma, n.ports.whisper, n.ports.facenet) for n in macs.values()]
+    if with_serve:
+        assert served == [(f"/srv/lab/models/{name}", *spec.serve_ports(name)) for name in MACS]
+        ports = all_ports(spec) + [p for name in MACS for p in spec.serve_ports(name)]
+        assert len(set(ports)) == len(ports) == 26 and all(15500 <= p < 15600 for p in ports)
+        serve_names = [n for n, c in components(spec).items() if c.kind == "serve"]
+        assert serve_names == [f"serve-{kind}-{node}" for node in MACS for kind in ("llm", "stt", "face")]
+        argv = components(spec)["serve-stt-mac-studio-2"].proc.argv
+        assert argv[1:] == ("serve", "stt", "--store", "/srv/lab/models/mac-studio-2", "--model", inv.serve.stt,
+                            "--port", str(macs["mac-studio-2"].ports.whisper), "--log", "/srv/lab/logs/serve-stt-mac-studio-2.log")
+    else:
+        assert served == [(None, None, None, None)] * 2
+        assert not [c for c in components(spec).values() if c.kind == "serve"]
+    assert inv.node("witness").models_dir is None and inv.node("witness").ports.medgemma is None
+    assert inv.models.manifests == "/srv/lab/model-manifests"
+    assert inv.models.prontuario == str(Path(spec.binaries.python or sys.executable).parent / "prontuario")
+    assert inv.serve.log_dir == "/srv/lab/logs"
+
+
+def test_with_serve_is_remembered_in_the_saved_spec(tmp_path):
+    from prontuario_cli.lab import Lab
+
+    LabSpec(dir=str(tmp_path), with_serve=True).save()
+    assert Lab(tmp_path, say=lambda text: None).spec.with_serve
+    assert not Lab(tmp_path / "other", say=lambda text: None).spec.with_serve

@@ -1,6 +1,9 @@
 """A tiny random Whisper for mlx-whisper (large-v3's layout: 128 mels, 1500 audio positions, 51866
 tokens; 1 layer, 64 wide: ~7 MB, well under a second to build) and speech clips made by espeak-ng.
 
+The builder is product code, shared with ``prontuario lab up --with-serve``:
+:func:`prontuario_cli.lab.tiny_models.build_tiny_whisper`.
+
 Random weights transcribe nonsense; the tests check structure, never words. ``n_text_ctx`` is
 small (64), so a decode stops after at most 32 tokens whatever the weights say.
 """
@@ -8,7 +11,6 @@ small (64), so a decode stops after at most 32 tokens whatever the weights say.
 from __future__ import annotations
 
 import io
-import json
 import shutil
 import subprocess
 import wave
@@ -16,36 +18,10 @@ from pathlib import Path
 
 import pytest
 
-CONFIG = {
-    "model_type": "whisper",
-    "n_mels": 128,
-    "n_audio_ctx": 1500,
-    "n_audio_state": 64,
-    "n_audio_head": 2,
-    "n_audio_layer": 1,
-    "n_vocab": 51866,
-    "n_text_ctx": 64,
-    "n_text_state": 64,
-    "n_text_head": 2,
-    "n_text_layer": 1,
-}
+from prontuario_cli.lab.tiny_models import WHISPER_CONFIG, build_tiny_whisper
+
+CONFIG = WHISPER_CONFIG
 MODEL_NAME = "whisper-tiny"
-
-
-def build_tiny_whisper(directory: Path, seed: int = 0) -> Path:
-    """Write ``config.json`` + ``weights.safetensors`` (float16) of a random Whisper into ``directory``."""
-    import mlx.core as mx
-    from mlx.utils import tree_flatten
-    from mlx_whisper.whisper import ModelDimensions, Whisper
-
-    directory.mkdir(parents=True, exist_ok=True)
-    mx.random.seed(seed)
-    dims = {k: v for k, v in CONFIG.items() if k != "model_type"}
-    model = Whisper(ModelDimensions(**dims), mx.float16)
-    weights = {name: value.astype(mx.float16) for name, value in tree_flatten(model.parameters()) if name != "alignment_heads"}
-    mx.save_safetensors(str(directory / "weights.safetensors"), weights)
-    (directory / "config.json").write_text(json.dumps(CONFIG, indent=2) + "\n")
-    return directory
 
 
 def espeak_wav(text: str, path: Path, voice: str = "pt-br") -> Path:
