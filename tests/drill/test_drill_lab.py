@@ -10,6 +10,7 @@ its drill needs and reads the roles it starts from, whichever Mac leads at that 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -54,10 +55,28 @@ def steady_state(lab, within: float = RECOVERY_S) -> tuple[str, str]:
             f"HAProxy write {list(snap.write_up)} read {list(snap.read_up)}, check {report.status.name}: {report.summary}"
         )
         ready = not view.paused and view.leader and standby and snap.write_up == (view.leader,) and standby in snap.read_up
+        if ready and report.status != Status.OK and _only_the_cloud_replica(report):
+            # A kill can leave the asynchronous stand-in diverged (it received WAL the sync
+            # standby never had): a known gap of today's fallback, not of this test. Re-clone
+            # it once it has stayed so for a while, as the cloud drill's own tests do.
+            first = seen.setdefault("cloud_since", time.monotonic())
+            if time.monotonic() - first > CLOUD_GRACE_S and not seen.get("rebuilt"):
+                seen["rebuilt"] = True
+                lab.rebuild_standin()
         return (view.leader, standby) if ready and report.status == Status.OK else None
 
     roles, _ = wait_for("the lab in steady state", steady, within, interval_s=1.0, last_state=lambda: seen["last"])
     return roles
+
+
+CLOUD_GRACE_S = 10.0
+
+
+def _only_the_cloud_replica(report) -> bool:
+    """Every problem is the cloud stand-in's (not following), none is the fallback flag."""
+    return bool(report.problems) and all(
+        p.component == "cloud" or p.message.startswith("cloudsql-standin:") for p in report.problems
+    ) and not report.gcp_fallback_active
 
 
 def cloud_replica_following(lab) -> None:
