@@ -13,8 +13,10 @@ import pytest
 from tests.helpers import run
 from tests.test_cli import walk_commands
 
-# Arguments some read commands need; "lab logs" prints a log file itself, by design.
-EXTRA_ARGS = {("lab", "logs"): None}
+# Arguments some read commands need; None: not a report. "lab logs" prints a log file itself,
+# and "serve llm|stt|face" are servers that run in the foreground until stopped (tested in
+# tests/serve, each started as a real process).
+EXTRA_ARGS = {("lab", "logs"): None, ("serve", "llm"): None, ("serve", "stt"): None, ("serve", "face"): None}
 
 
 def read_commands() -> list[tuple[str, ...]]:
