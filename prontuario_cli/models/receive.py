@@ -75,6 +75,52 @@ class Received:
     message: str
 
 
+DONE_MARK = "prontuario-received: "
+
+
+class EarlyHash:
+    """Hash each file while rsync moves the next one (the receiver names a file once it is in place).
+
+    A file's hash is remembered in the stat cache only when the file did not change while
+    it was read (same inode, size, mtime and ctime before and after) and matches the
+    manifest: the staging verify then skips it. Anything else is simply hashed again there.
+    """
+
+    def __init__(self, staging: Path, manifest: Manifest, cache):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.staging = staging
+        self.expected = {f.path: f.sha256 for f in manifest.files}
+        self.cache = cache
+        self.pool = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1), thread_name_prefix="early-sha256")
+
+    def __enter__(self) -> "EarlyHash":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
+
+    def line(self, stream: str, text: str) -> None:
+        if stream == "stdout" and text.startswith(DONE_MARK):
+            path = text[len(DONE_MARK):]
+            if path in self.expected:
+                self.pool.submit(self._hash, path)
+
+    def _hash(self, path: str) -> None:
+        from prontuario_cli.models.verify import sha256_file
+
+        target = self.staging / path
+        try:
+            before = os.lstat(target)
+            digest, _ = sha256_file(target)
+            after = os.lstat(target)
+        except OSError:
+            return
+        same = (before.st_ino, before.st_size, before.st_mtime_ns, before.st_ctime_ns) == (after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns)
+        if same and digest == self.expected[path]:
+            self.cache.remember(path, after, digest)
+
+
 def rsync_version(text: str) -> tuple[int, int, int] | None:
     """``rsync  version 3.2.7  protocol version 31`` -> (3, 2, 7); None for openrsync or garbage."""
     if "openrsync" in text:
@@ -122,13 +168,14 @@ def receive(store: Store, manifest: Manifest, peer: Peer, *, rsync: str = "rsync
         cache = store.cache(name, version)
         reused, repaired = _seed_staging(store, manifest, staging, cache)
         argv = [
-            rsync, "-a", "--delete", f"--partial-dir={PARTIAL_DIR}", "--stats", "--no-human-readable",
+            rsync, "-a", "--delete", f"--partial-dir={PARTIAL_DIR}", "--stats", "--no-human-readable", f"--out-format={DONE_MARK}%n",
             "-e", peer.ssh_command(), f"--rsync-path={peer.rsync}",
             f"{peer.user}@{peer.host}:{peer.path.rstrip('/')}/", f"{staging}/",
         ]  # fmt: skip
         say(f"rsync from {peer.host}:{peer.port} {peer.path} ({reused} files reused, {repaired} to repair)")
         t0 = time.monotonic()
-        result = run_local(argv, timeout_s=timeout_s, where=f"rsync from {peer.host}")
+        with EarlyHash(staging, manifest, cache) as early:
+            result = run_local(argv, timeout_s=timeout_s, where=f"rsync from {peer.host}", on_output=early.line)
         rsync_s = time.monotonic() - t0
         if result.exit_status != 0:
             tail = " | ".join(result.stderr.strip().splitlines()[-3:])[:400]
