@@ -96,7 +96,18 @@ def test_an_interrupted_or_failing_quorum_drill_still_thaws_every_member(lab, ho
 
     class FailingHold(DcsDrill):
         def _hold(self):
-            frozen_seen["states"] = etcd_process_states(lab)
+            from prontuario_cli.errors import ProntuarioError
+            from prontuario_cli.poll import wait_for
+
+            def stopped():  # SIGSTOP is delivered asynchronously: poll /proc (bounded)
+                states = etcd_process_states(lab)
+                frozen_seen["states"] = states
+                return states["witness"] == "T" and states[standby] == "T"
+
+            try:
+                wait_for("both members stopped", stopped, 5, interval_s=0.05)
+            except ProntuarioError:
+                pass  # the assertion below reports what /proc said
             raise StepFailed("scripted failure during the hold")
 
     def progress(event):
