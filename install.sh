@@ -16,6 +16,7 @@ APT_PACKAGES=(
   rsync                                   # model bytes Mac to Mac (delta transfer over SSH)
   systemd                                 # systemd-analyze checks the units 'serve install' renders
   espeak-ng                               # real speech WAVs for the Whisper server's tests
+  iproute2                                # ss: a test reads the inference servers' listen backlog
   python3-venv ca-certificates procps
 )
 

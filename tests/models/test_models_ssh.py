@@ -13,12 +13,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import run
+from tests.helpers import poll, run
 from tests.models.test_models_store import make_model
 from tests.sshd import keygen
 
@@ -114,18 +113,25 @@ def test_an_interrupted_sync_resumes_without_starting_from_zero(macs):
     staging = macs["mac2"] / "tiny" / ".staging" / version
     argv = [PRONTUARIO, "-i", str(macs["inventory"]), "models", "sync", "tiny", "--from", "mac-studio-1", "--to", "mac-studio-2", "--yes", "--json"]
     first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    killed = False
-    while time.monotonic() < deadline and first.poll() is None:
+    source = macs["mac1"] / "tiny" / version
+
+    def part_way() -> bool:
+        """True once the first sync ended, or once it is part of the way and the link dropped."""
+        if first.poll() is not None:
+            return True
         done = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file()) if staging.exists() else 0
-        if done >= 60 * MiB:  # part of the way: the link drops (the sending end dies mid-file)
-            source = macs["mac1"] / "tiny" / version
-            out = subprocess.run(["pgrep", "-f", f"rsync --server --sender .*{source}"], capture_output=True, text=True).stdout.split()
-            for pid in out:
-                os.kill(int(pid), signal.SIGKILL)
-            killed = bool(out)
-            break
-        time.sleep(0.02)
+        if done < 60 * MiB:
+            return False
+        # the link drops: the sending end dies mid-file
+        out = subprocess.run(["pgrep", "-f", f"rsync --server --sender .*{source}"], capture_output=True, text=True).stdout.split()
+        for pid in out:
+            os.kill(int(pid), signal.SIGKILL)
+        seen["killed"] = bool(out)
+        return True
+
+    seen = {"killed": False}
+    poll(part_way, 60, "the first sync part of the way", every=0.02)
+    killed = seen["killed"]
     first.communicate(timeout=60)
     assert killed, "the first sync ended before it could be interrupted"
     assert first.returncode != 0 and staging.exists()

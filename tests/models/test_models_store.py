@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from prontuario_cli.errors import ConfigError, IntegrityError
-from prontuario_cli.models.manifest import HubSource, Manifest, Source, manifest_text, parse_manifest, version_of
+from prontuario_cli.models.manifest import Manifest, Source, manifest_text, parse_manifest, version_of
 from prontuario_cli.models.store import Store
 from prontuario_cli.models.verify import hash_directory, verify_directory
 

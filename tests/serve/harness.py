@@ -6,7 +6,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,21 +62,29 @@ def start_server(kind: str, store: Path, model: str, tmp_path: Path, *extra: str
     proc = subprocess.Popen([PRONTUARIO, "serve", kind, "--store", str(store), "--model", model, "--port", str(port), "--log", str(log), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     server = Server(kind, f"http://127.0.0.1:{port}", proc, log)
-    deadline = time.monotonic() + ready_within_s
-    last = "no answer"
-    while time.monotonic() < deadline:
+    from prontuario_cli.errors import ProntuarioError
+    from prontuario_cli.poll import wait_for
+
+    seen = {"last": "no answer"}
+
+    def settled() -> bool:
+        """Exited (the caller looks at why), ready, or — without ``expect_ready`` — answering."""
         if proc.poll() is not None:
-            return server  # it exited: the caller looks at why
+            return True
         try:
             answer = httpx.get(f"{server.url}/ready", timeout=2)
-            last = f"{answer.status_code} {answer.text[:200]}"
-            if answer.status_code == 200 or not expect_ready:
-                return server
         except httpx.HTTPError as exc:
-            last = str(exc)
-        time.sleep(0.2)
-    server.stop()
-    pytest.fail(f"serve {kind} was not ready within {ready_within_s:g} s: {last}; log: {log.read_text()[-1000:] if log.exists() else ''}")
+            seen["last"] = str(exc)
+            return False
+        seen["last"] = f"{answer.status_code} {answer.text[:200]}"
+        return answer.status_code == 200 or not expect_ready
+
+    try:
+        wait_for(f"serve {kind} ready", settled, ready_within_s, interval_s=0.2)
+    except ProntuarioError:
+        server.stop()
+        pytest.fail(f"serve {kind} was not ready within {ready_within_s:g} s: {seen['last']}; log: {log.read_text()[-1000:] if log.exists() else ''}")
+    return server
 
 
 def logs_of(tmp_path: Path) -> str:

@@ -14,20 +14,17 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 import uuid
 import zlib
 from pathlib import Path
 
+import httpx
+import numpy as np
 import pytest
 
+from tests.helpers import poll
 from tests.serve.harness import Server, install_model, logs_of, start_server
 from tests.serve.tiny_face import MODEL_FILE, build_facenet, checkerboard, face_like
-
-httpx = pytest.importorskip("httpx")
-np = pytest.importorskip("numpy")
-pytest.importorskip("onnxruntime")
-pytest.importorskip("PIL")
 
 MAX_BYTES = 256 * 1024
 SLOW_WORK = 200  # shared 3x3 conv layers: about a second per picture on 2 cores
@@ -47,17 +44,6 @@ def _installed(tmp_path: Path, name: str = "facenet-tiny", **build) -> tuple[Pat
     build_facenet(source, **build)
     store = tmp_path / "store"
     return store, install_model(store, name, "face", source)
-
-
-def _wait_for(check, within_s: float, what: str):
-    """Poll ``check()`` until it returns something true (bounded); that value."""
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    pytest.fail(f"{what} did not happen within {within_s:g} s")
 
 
 def _error_of(answer, status: int, code: str | None = None) -> dict:
@@ -260,7 +246,7 @@ def test_a_full_queue_answers_503_with_retry_after(tmp_path):
             first: dict = {}
             holder = threading.Thread(target=lambda: first.update(answer=client.post("/v1/face/embed", files={"file": ("a.jpg", face_like(11))})))
             holder.start()
-            _wait_for(lambda: client.get("/status").json()["queue_depth"] == 1, 10, "the worker taking the first request")
+            poll(lambda: client.get("/status").json()["queue_depth"] == 1, 10, "the worker taking the first request", every=0.02)
             busy = client.post("/v1/face/embed", files={"file": ("b.jpg", face_like(12))})
             assert holder.is_alive()  # refused while the first was still running: it did not wait its turn
             _error_of(busy, 503, "queue_full")
@@ -293,7 +279,7 @@ def test_sigterm_lets_the_request_in_flight_finish_and_exits_0(tmp_path):
     with httpx.Client(base_url=server.url, timeout=60) as client:
         holder = threading.Thread(target=lambda: in_flight.update(answer=client.post("/v1/face/embed", files={"file": ("a.jpg", face_like(13))})))
         holder.start()
-        _wait_for(lambda: client.get("/status").json()["queue_depth"] == 1, 10, "the request reaching the worker")
+        poll(lambda: client.get("/status").json()["queue_depth"] == 1, 10, "the request reaching the worker", every=0.02)
         code = server.stop()
         holder.join(60)
     assert code == 0
@@ -344,7 +330,7 @@ def test_a_model_of_the_wrong_shape_leaves_the_server_up_but_not_ready(tmp_path,
     server = _serve(store, "facenet-odd", tmp_path, expect_ready=False)
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
-            answer = _wait_for(lambda: _ready_once(client, lambda why: why.startswith("ModelMismatch")), 30, "the shape check")
+            answer = poll(lambda: _ready_once(client, lambda why: why.startswith("ModelMismatch")), 30, "the shape check", every=0.02)
             assert answer.status_code == 503 and reason in answer.json()["reason"]
             assert client.get("/health").status_code == 200
             refused = client.post("/v1/face/embed", files={"file": ("a.jpg", face_like(14))})
@@ -364,7 +350,7 @@ def test_a_verified_file_that_is_not_onnx_leaves_the_server_not_ready_saying_why
     server = _serve(store, "facenet-garbage", tmp_path, expect_ready=False)
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
-            answer = _wait_for(lambda: _ready_once(client, lambda why: why not in ("", "loading the model")), 30, "the load failing")
+            answer = poll(lambda: _ready_once(client, lambda why: why not in ("", "loading the model")), 30, "the load failing", every=0.02)
             assert answer.status_code == 503 and "Protobuf" in answer.json()["reason"]
     finally:
         assert server.stop() == 0

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers import poll
 from tests.serve.harness import install_model, logs_of, start_server
 from tests.serve.tiny_llm import build_tiny_llm
 
@@ -107,8 +108,8 @@ def test_the_listen_backlog_is_deep(server):
     import shutil
     import subprocess
 
-    if not shutil.which("ss") or not Path("/proc/sys/net/core/somaxconn").exists():
-        pytest.skip("needs Linux's ss")
+    if not shutil.which("ss"):
+        pytest.fail("ss is missing: run ./install.sh (Debian package iproute2)")
     port = server.url.rsplit(":", 1)[1]
     listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], check=True, capture_output=True, text=True, timeout=10).stdout.split()
     cap = int(Path("/proc/sys/net/core/somaxconn").read_text())
@@ -221,9 +222,8 @@ def test_a_full_queue_gets_503_with_retry_after(built, store, tmp_path, servers)
         assert (status["queue_depth"], status["queue_limit"]) == (1, 1)
         busy = httpx.post(f"{server.url}/v1/chat/completions", json={"messages": CHAT, "max_tokens": 2}, timeout=30)
         assert busy.status_code == 503 and busy.headers["Retry-After"] == "2" and busy.json()["error"]["code"] == "queue_full"
-    deadline = time.monotonic() + 20  # the client left: its place is given back
-    while httpx.get(f"{server.url}/status", timeout=5).json()["queue_depth"] and time.monotonic() < deadline:
-        time.sleep(0.1)
+    # the client left: its place is given back
+    poll(lambda: httpx.get(f"{server.url}/status", timeout=5).json()["queue_depth"] == 0, 20, "the slot given back", every=0.1)
     assert httpx.post(f"{server.url}/v1/chat/completions", json={"messages": CHAT, "max_tokens": 2}, timeout=30).status_code == 200
 
 
@@ -297,12 +297,11 @@ def test_a_model_that_verifies_but_does_not_load_is_never_ready(built, tmp_path,
     install_model(store, MODEL, "llm", broken)  # its manifest is made from these files: it verifies
     server = start_server("llm", store, MODEL, tmp_path, expect_ready=False)
     servers.append(server)
-    deadline, ready = time.monotonic() + 60, None
-    while time.monotonic() < deadline:
-        ready = httpx.get(f"{server.url}/ready", timeout=5)
-        if "did not load" in ready.json()["reason"]:
-            break
-        time.sleep(0.1)
+    def failed_load():
+        answer = httpx.get(f"{server.url}/ready", timeout=5)
+        return answer if "did not load" in answer.json()["reason"] else None
+
+    ready = poll(failed_load, 60, "the load failing", every=0.1)
     assert ready.status_code == 503 and ready.json()["reason"].startswith("the model did not load: ValueError")
     assert httpx.get(f"{server.url}/health", timeout=5).status_code == 503  # the generation thread is gone
     refused = httpx.post(f"{server.url}/v1/chat/completions", json={"messages": CHAT}, timeout=30)

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 import wave
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers import poll
 from tests.serve.harness import PRONTUARIO, free_port, install_model, logs_of, start_server
 from tests.serve.tiny_stt import MODEL_NAME, longer_wav, speech, tiny_stt, wav_bytes  # noqa: F401 - fixtures
 
@@ -68,16 +68,6 @@ def error_of(answer: httpx.Response) -> dict:
 def clip_seconds(path: Path) -> float:
     with wave.open(str(path), "rb") as reader:
         return reader.getnframes() / reader.getframerate()
-
-
-def wait_for(condition, within_s: float, what: str):
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"{what} did not happen within {within_s:g} s")
 
 
 # ------------------------------------------------------------------------------- the real server
@@ -285,7 +275,7 @@ def test_a_model_that_verifies_but_does_not_load_leaves_the_server_up_and_not_re
         reason = httpx.get(f"{server.url}/ready", timeout=5).json()["reason"]
         return "" if reason in ("loading the model", "running the readiness probe") else reason
 
-    assert "Error" in wait_for(failure, 60, "the load failing")  # the exception's type and message: why it is not ready
+    assert "Error" in poll(failure, 60, "the load failing", every=0.05)  # the exception's type and message: why it is not ready
     assert httpx.get(f"{server.url}/ready", timeout=5).status_code == 503
     assert httpx.get(f"{server.url}/health", timeout=5).status_code == 200
     answer = post(server, files={"file": ("speech.wav", speech.read_bytes(), "audio/wav")}, data={"model": "whisper-1"})
@@ -313,7 +303,7 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(servers, store, 
     request = threading.Thread(target=lambda: answers.append(post(server, files={"file": ("long.wav", clip, "audio/wav")},
                                                                   data={"model": "whisper-1", "language": "pt", "temperature": "0"})))
     request.start()
-    wait_for(lambda: httpx.get(f"{server.url}/status", timeout=5).json()["queue_depth"] >= 1, 30, "the request reaching the model")
+    poll(lambda: httpx.get(f"{server.url}/status", timeout=5).json()["queue_depth"] >= 1, 30, "the request reaching the model", every=0.05)
     server.proc.send_signal(signal.SIGTERM)
     request.join(WITHIN_S)
     assert answers and answers[0].status_code == 200 and isinstance(answers[0].json()["text"], str)

@@ -27,7 +27,7 @@ MODEL_NAME = "whisper-tiny"
 def espeak_wav(text: str, path: Path, voice: str = "pt-br") -> Path:
     """Speech for ``text`` as a WAV file (espeak-ng: 22.05 kHz, 16-bit mono)."""
     if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+        pytest.fail("espeak-ng is missing: run ./install.sh (Debian package espeak-ng)")
     subprocess.run(["espeak-ng", "-v", voice, "-w", str(path), text], check=True, timeout=60, capture_output=True)
     return path
 
