@@ -110,3 +110,15 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return None
     return value
+
+
+def human_bytes(n: int | float | None, unknown: str = "?") -> str:
+    """1536 -> "1.5 KiB" (bytes as B, KiB, MiB, GiB)."""
+    if n is None:
+        return unknown
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"

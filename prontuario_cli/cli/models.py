@@ -46,10 +46,16 @@ def _store(directory: Path):
     return Store(directory)
 
 
-def _progress_bar(total: int, what: str):
-    """A rich progress bar (bytes, rate, ETA) on a terminal's stderr; None otherwise."""
+def _progress_bar(total, what: str):
+    """A rich progress bar (bytes, rate, ETA) on a terminal's stderr; None otherwise.
+
+    ``total`` is called only on a terminal: from cron or a monitoring check nothing extra is read.
+    """
     env = get_env()
-    if not env.interactive or total <= 0 or env.output_format == "json" and not env.interactive:
+    if not env.interactive:
+        return None
+    total = total()
+    if total <= 0:
         return None
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
@@ -82,7 +88,7 @@ def verify(
     env = get_env()
     if store is not None:
         s = _store(store)
-        bar = _progress_bar(local.bytes_to_verify(s, names, deep), "verifying")
+        bar = _progress_bar(lambda: local.bytes_to_verify(s, names, deep), "verifying")
         if bar is None:
             report = local.verify(s, names, deep=deep)
         else:
@@ -167,7 +173,7 @@ def lock(
         output = manifest_file(get_env().inventory(), name)
     if output.exists() and not dry_run:
         confirm(f"replace the manifest {output}?", yes=yes)
-    bar = _progress_bar(sum(p.stat().st_size for p in from_dir.rglob("*") if p.is_file() and not p.is_symlink()) if from_dir.is_dir() else 0, "hashing")
+    bar = _progress_bar(lambda: sum(p.stat().st_size for p in from_dir.rglob("*") if p.is_file() and not p.is_symlink()) if from_dir.is_dir() else 0, "hashing")
     if bar is None:
         files = hash_directory(from_dir)
     else:
@@ -223,7 +229,7 @@ def pull(
                                   message=f"would copy {len(m.files)} files from {from_dir} into {store}, verify and activate {m.version}"))
             return
         confirm(f"install {name} {m.version} from {from_dir} into {store} and make it active?", yes=yes)
-        bar = _progress_bar(m.total_bytes, "copying")
+        bar = _progress_bar(lambda: m.total_bytes, "copying")
         with audited("models pull", args) as details:
             if bar is None:
                 change = local.pull(_store(store), m, from_dir)
@@ -337,8 +343,9 @@ def _on_nodes(command: str, name: str, nodes: Optional[List[str]], extra: list[s
             if answer["_exit"] != 0:
                 from prontuario_cli.errors import OperationFailed
 
-                message = answer.get("message") or answer["_stderr"].strip().splitlines()[-1:] or [f"exit {answer['_exit']}"]
-                raise OperationFailed(f"{node.name}: models {command} {name} failed: {message if isinstance(message, str) else message[0]}")
+                said = answer["_stderr"].strip().splitlines()
+                why = answer.get("message") or (said[-1] if said else f"exit {answer['_exit']}")
+                raise OperationFailed(f"{node.name}: models {command} {name} failed: {why}")
             results.append({"node": node.name, **{k: v for k, v in answer.items() if not k.startswith("_")}})
             env.say(f"{node.name}: {answer.get('message', 'done')}")
         details["results"] = results

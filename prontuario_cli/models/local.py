@@ -20,8 +20,8 @@ from typing import Callable
 from prontuario_cli.errors import ExitCode, IntegrityError, OperationFailed, UsageError
 from prontuario_cli.models.manifest import Manifest, ModelFile
 from prontuario_cli.models.store import Store
-from prontuario_cli.models.verify import CHUNK, FileProblem, Verdict
-from prontuario_cli.report import Nagios, Perf, Status, Table
+from prontuario_cli.models.verify import CHUNK, FileProblem, Verdict, describe
+from prontuario_cli.report import Nagios, Perf, Status, Table, human_bytes
 
 Progress = Callable[[int], None]
 
@@ -75,14 +75,14 @@ class VerifyReport:
         elif bad:
             text = "; ".join(f"{c.node + ': ' if c.node else ''}{c.name} {c.version or '-'}: {c.note}" for c in bad)
         else:
-            text = f"{len(self.checks)} models verified ({_size(sum(c.bytes for c in self.checks))})"
+            text = f"{len(self.checks)} models verified ({human_bytes(sum(c.bytes for c in self.checks))})"
         perf = (Perf("models_bad", len(bad), "", crit=0, min=0, max=len(self.checks)),
                 Perf("hashed_bytes", sum(c.hashed_bytes for c in self.checks), "B", min=0))
         return Nagios(self.status, text, perf)
 
     def tables(self) -> list[Table]:
         rows = tuple(
-            (c.node or "here", c.name, c.version or "-", c.status, c.files, _size(c.bytes), _size(c.hashed_bytes), c.cached_files, f"{c.seconds:.2f} s", c.note)
+            (c.node or "here", c.name, c.version or "-", c.status, c.files, human_bytes(c.bytes), human_bytes(c.hashed_bytes), c.cached_files, f"{c.seconds:.2f} s", c.note)
             for c in self.checks
         )
         out = [Table("model verification" + (" (deep)" if self.deep else ""), ("node", "model", "version", "status", "files", "size", "hashed", "cached", "took", "note"), rows)]
@@ -122,7 +122,7 @@ class StatusReport:
 
     def tables(self) -> list[Table]:
         rows = tuple(
-            (m.node or "here", m.name, m.current or "-", m.previous or "-", _size(m.bytes), m.last_verified or "never",
+            (m.node or "here", m.name, m.current or "-", m.previous or "-", human_bytes(m.bytes, "-"), m.last_verified or "never",
              ", ".join(m.quarantined) or "-", "yes" if self.agree.get(m.name, True) else "NO", m.status, m.note)
             for m in self.models
         )
@@ -144,24 +144,6 @@ class Change:
     path: str = ""
     previous: str | None = None
     message: str = ""
-
-
-def describe(problems) -> str:
-    kinds: dict[str, int] = {}
-    for p in problems:
-        kinds[p.kind] = kinds.get(p.kind, 0) + 1
-    return ", ".join(f"{n} {kind}" for kind, n in kinds.items())
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 # --------------------------------------------------------------------------- commands

@@ -27,7 +27,7 @@ from pathlib import Path
 from prontuario_cli.errors import ConfigError, IntegrityError, OperationFailed
 from prontuario_cli.models.manifest import Manifest
 from prontuario_cli.models.store import Store
-from prontuario_cli.models.verify import CHUNK, verify_directory
+from prontuario_cli.models.verify import verify_directory
 
 PARTIAL_DIR = ".rsync-partial"
 OLD_MTIME = 1  # a basis copy's mtime: never equal to the source's
@@ -238,15 +238,10 @@ def _seed_staging(store: Store, manifest: Manifest, staging: Path, cache) -> tup
                 shutil.copy2(good[f.sha256], target)  # another file system: a copy, hashed by the staging verify
             reused += 1
         elif f.path in damaged:
-            _copy(damaged[f.path], target)
+            shutil.copyfile(damaged[f.path], target)
             os.utime(target, (OLD_MTIME, OLD_MTIME))  # never mistaken for current by the quick check
             repaired += 1
     return reused, repaired
-
-
-def _copy(source: Path, target: Path) -> None:
-    with open(source, "rb") as reader, open(target, "wb") as writer:
-        shutil.copyfileobj(reader, writer, CHUNK)
 
 
 def _replace_version(store: Store, name: str, version: str) -> None:

@@ -30,10 +30,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
 
-from prontuario_cli.errors import IntegrityError, ProntuarioError, UsageError
+from prontuario_cli.clock import utc_now
+from prontuario_cli.errors import IntegrityError, UsageError
 from prontuario_cli.files import exclusive_lock, write_atomically
 from prontuario_cli.models.manifest import Manifest, load_manifest, manifest_text
-from prontuario_cli.models.verify import FileProblem, Seen, StatCache, Verdict, verify_directory
+from prontuario_cli.models.verify import FileProblem, Seen, StatCache, Verdict, describe, verify_directory
 
 CURRENT, PREVIOUS, STAGING, META = "current", "previous", ".staging", ".meta"
 
@@ -128,7 +129,7 @@ class Store:
     def quarantine(self, name: str, version: str, problems: tuple[FileProblem, ...]) -> None:
         path = self.meta_dir(name) / "quarantine.json"
         data = _read_json(path)
-        data[version] = {"at": _now(), "problems": [asdict(p) for p in problems]}
+        data[version] = {"at": utc_now(), "problems": [asdict(p) for p in problems]}
         self.meta_dir(name).mkdir(parents=True, exist_ok=True)
         write_atomically(path, json.dumps(data, indent=1, sort_keys=True) + "\n", 0o644)
 
@@ -177,7 +178,7 @@ class Store:
             )
         verdict = self.verify(name, version, deep=deep)
         if not verdict.ok:
-            raise IntegrityError(f"{name} {version} does not verify ({_summary(verdict)}); now quarantined, not activated")
+            raise IntegrityError(f"{name} {version} does not verify ({describe(verdict.problems)}); now quarantined, not activated")
         old = self.pointer(name)
         if old == version:
             return verdict
@@ -196,13 +197,6 @@ class Store:
 
     def discard_staging(self, name: str, version: str) -> None:
         shutil.rmtree(self.staging_dir(name, version), ignore_errors=True)
-
-
-def _summary(verdict: Verdict) -> str:
-    kinds: dict[str, int] = {}
-    for p in verdict.problems:
-        kinds[p.kind] = kinds.get(p.kind, 0) + 1
-    return ", ".join(f"{n} {kind}" for kind, n in kinds.items())
 
 
 def _read_json(path: Path) -> dict:
@@ -226,12 +220,3 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def _now() -> str:
-    from prontuario_cli.clock import utc_now
-
-    return utc_now()
-
-
-__all__ = ["Store", "ProntuarioError"]

@@ -100,6 +100,14 @@ class StatCache:
             self.entries.pop(path, None)
 
 
+def describe(problems) -> str:
+    """``1 zeroed, 2 missing``: what a verification found, by kind."""
+    kinds: dict[str, int] = {}
+    for p in problems:
+        kinds[p.kind] = kinds.get(p.kind, 0) + 1
+    return ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+
+
 def sha256_file(path: Path | str, progress: Progress | None = None, buffer: bytearray | None = None) -> tuple[str, int]:
     """(sha256 hex, bytes read) of one file, read in 1 MiB chunks."""
     digest = hashlib.sha256()

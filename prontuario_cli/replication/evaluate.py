@@ -62,10 +62,9 @@ from prontuario_cli.replication.report import (
     ReplicaRow,
     ReplicationReport,
     SentinelRow,
-    human_bytes,
 )
 from prontuario_cli.replication.state import TimelineState, change_json, observe, pending_change
-from prontuario_cli.report import Status
+from prontuario_cli.report import Status, human_bytes
 
 RUNNING_STATES = ("running", "streaming")
 # Patroni reads etcd every loop_wait (10 s by default, 1-2 s in the lab); three times

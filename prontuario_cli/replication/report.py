@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from prontuario_cli.errors import ExitCode
-from prontuario_cli.report import Nagios, Perf, Status, Table
+from prontuario_cli.report import Nagios, Perf, Status, Table, human_bytes
 
 
 @dataclass(frozen=True)
@@ -257,18 +257,6 @@ def _timeline_cell(report: ReplicationReport):
     if report.timeline_changed and report.previous_timeline is not None:
         return f"{report.previous_timeline}→{report.timeline}"
     return report.timeline
-
-
-def human_bytes(n: int | float | None, unknown: str = "?") -> str:
-    """1536 -> "1.5 KiB" (bytes as B, KiB, MiB, GiB)."""
-    if n is None:
-        return unknown
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
 
 
 def _num(value) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from prontuario_cli.errors import ExitCode, ProntuarioError
 from prontuario_cli.inventory import Inventory, Node
-from prontuario_cli.report import Status, Table
+from prontuario_cli.report import Status, Table, human_bytes
 from prontuario_cli.serve.options import KINDS, PORT_FIELD
 
 TIMEOUT_S = 2.0
@@ -51,15 +51,11 @@ class ServeStatus:
 
     def tables(self) -> list[Table]:
         rows = tuple(
-            (s.node or "here", s.kind, s.state, s.model or "-", s.version or "-", _mib(s.rss_bytes), _uptime(s.uptime_s),
+            (s.node or "here", s.kind, s.state, s.model or "-", s.version or "-", human_bytes(s.rss_bytes, "-"), _uptime(s.uptime_s),
              "-" if s.queue_depth is None else s.queue_depth, "-" if s.requests is None else s.requests, s.status, s.note)
             for s in self.servers
         )
         return [Table("inference servers", ("node", "server", "state", "model", "version", "memory", "uptime", "queue", "requests", "status", "note"), rows)]
-
-
-def _mib(n: int | None) -> str:
-    return "-" if n is None else f"{n / (1 << 20):.0f} MiB"
 
 
 def _uptime(seconds: float | None) -> str:
