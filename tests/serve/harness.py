@@ -33,6 +33,13 @@ def install_model(store: Path, name: str, role: str, directory: Path) -> str:
     return manifest.version
 
 
+def refused_at_start(kind: str, store: Path, model: str, tmp_path: Path, timeout_s: float = 120.0) -> tuple[int, str]:
+    """Run ``prontuario serve KIND`` on a model it must refuse; (exit code, stderr) once it exits (bounded)."""
+    done = subprocess.run([PRONTUARIO, "serve", kind, "--store", str(store), "--model", model, "--port", str(free_port()),
+                           "--log", str(tmp_path / f"serve-{kind}.log")], capture_output=True, text=True, timeout=timeout_s, check=False)
+    return done.returncode, done.stderr
+
+
 @dataclass
 class Server:
     kind: str

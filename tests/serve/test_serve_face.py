@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import poll
-from tests.serve.harness import Server, install_model, logs_of, start_server
+from tests.serve.harness import Server, install_model, logs_of, refused_at_start, start_server
 from tests.serve.tiny_face import MODEL_FILE, build_facenet, checkerboard, face_like
 
 MAX_BYTES = 256 * 1024
@@ -295,12 +295,7 @@ def test_a_model_that_does_not_verify_is_refused_at_start_with_65(tmp_path):
     damaged = bytearray(onnx_file.read_bytes())
     damaged[len(damaged) // 2: len(damaged) // 2 + 64] = b"\xff" * 64
     onnx_file.write_bytes(bytes(damaged))
-    server = _serve(store, "facenet-tiny", tmp_path, expect_ready=False)
-    try:
-        code = server.proc.wait(60)
-    finally:
-        server.stop()
-    _, err = server.proc.communicate(timeout=10)
+    code, err = refused_at_start("face", store, "facenet-tiny", tmp_path)
     assert code == 65, err
     assert "does not verify" in err
 
@@ -311,12 +306,7 @@ def test_a_model_directory_with_two_onnx_files_is_refused_at_start_with_65(tmp_p
     build_facenet(source, seed=1, file_name="other.onnx")
     store = tmp_path / "store"
     install_model(store, "facenet-two", "face", source)
-    server = _serve(store, "facenet-two", tmp_path, expect_ready=False)
-    try:
-        code = server.proc.wait(60)
-    finally:
-        server.stop()
-    _, err = server.proc.communicate(timeout=10)
+    code, err = refused_at_start("face", store, "facenet-two", tmp_path)
     assert code == 65, err
     assert "exactly one .onnx file" in err and "has 2" in err
 

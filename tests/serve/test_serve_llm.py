@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.helpers import poll
-from tests.serve.harness import install_model, logs_of, start_server
+from tests.serve.harness import install_model, logs_of, refused_at_start, start_server
 from tests.serve.tiny_llm import build_tiny_llm
 
 MODEL = "medgemma-tiny"
@@ -271,17 +271,15 @@ def test_the_medgemma_layout_serves(built, tmp_path, servers):
     assert completion.choices[0].message.role == "assistant" and completion.usage.completion_tokens >= 1
 
 
-def test_a_corrupt_model_refuses_to_start_with_65(built, tmp_path, servers):
+def test_a_corrupt_model_refuses_to_start_with_65(built, tmp_path):
     store = tmp_path / "store"
     version = install_model(store, MODEL, "llm", built["served"])
     weights = store / MODEL / version / "model.safetensors"
     damaged = bytearray(weights.read_bytes())
     damaged[len(damaged) // 2] ^= 0xFF  # same size: only the hash can tell
     weights.write_bytes(bytes(damaged))
-    server = start_server("llm", store, MODEL, tmp_path, ready_within_s=60)
-    servers.append(server)
-    assert server.proc.wait(30) == 65
-    stderr = server.proc.stderr.read()
+    code, stderr = refused_at_start("llm", store, MODEL, tmp_path)
+    assert code == 65
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "does not verify" in lines[0], stderr
     assert "Traceback" not in stderr

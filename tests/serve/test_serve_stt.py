@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.helpers import poll
-from tests.serve.harness import PRONTUARIO, free_port, install_model, logs_of, start_server
+from tests.serve.harness import install_model, logs_of, refused_at_start, start_server
 from tests.serve.tiny_stt import MODEL_NAME, longer_wav, speech, tiny_stt, wav_bytes  # noqa: F401 - fixtures
 
 TRANSCRIPTIONS = "/v1/audio/transcriptions"
@@ -289,10 +289,9 @@ def test_a_corrupt_model_is_refused_at_start_with_65(tmp_path, tiny_stt):  # noq
     damaged = bytearray(weights.read_bytes())
     damaged[len(damaged) // 2:len(damaged) // 2 + 64] = bytes(64)
     weights.write_bytes(bytes(damaged))
-    started = subprocess.run([PRONTUARIO, "serve", "stt", "--store", str(root), "--model", MODEL_NAME, "--port", str(free_port()),
-                              "--log", str(tmp_path / "serve-stt.log")], capture_output=True, text=True, timeout=120, check=False)
-    assert started.returncode == 65, started.stderr
-    assert "does not verify" in started.stderr
+    code, err = refused_at_start("stt", root, MODEL_NAME, tmp_path)
+    assert code == 65, err
+    assert "does not verify" in err
 
 
 def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(servers, store, speech, tmp_path):  # noqa: F811
