@@ -56,6 +56,37 @@ def test_a_command_that_hangs_is_bounded(sshd):
     assert time.monotonic() - started < 10
 
 
+def test_commands_to_one_node_share_one_connection_and_a_dead_one_is_opened_again(sshd):
+    """One key exchange per node per process; a dropped connection is replaced before the next command runs."""
+    from prontuario_cli.connect.ssh import close_pool, pooled, run_command
+
+    close_pool()
+    target = node(sshd)
+    first = run_command(target, "echo $SSH_CONNECTION", timeout_s=20).stdout.split()
+    second = run_command(target, "echo $SSH_CONNECTION", timeout_s=20).stdout.split()
+    assert first and first == second, "the second command must ride the first one's connection (same client port)"
+    pooled(target).get_transport().close()  # the link drops (a node rebooted, a switch flapped)
+    third = run_command(target, "echo $SSH_CONNECTION; exit 4", timeout_s=20)
+    assert third.exit_status == 4 and third.stdout.split()[1] != first[1], "a new connection, from a new client port"
+    close_pool()
+
+
+def test_a_reconnection_verifies_the_host_key_again(sshd, tmp_path):
+    """A pooled connection that died is never trusted blindly: the new one is checked against known_hosts."""
+    from prontuario_cli.connect.ssh import HostKeyMismatch, close_pool, pooled, run_command
+
+    close_pool()
+    known = tmp_path / "known_hosts"
+    known.write_text(Path(sshd["known_hosts"]).read_text())
+    target = node(sshd, known_hosts=str(known))
+    assert run_command(target, "true", timeout_s=20).exit_status == 0
+    known.write_text(f"[127.0.0.1]:{sshd['port']} {keygen(tmp_path / 'impostor')}\n")  # as if the node came back as another host
+    pooled(target).get_transport().close()
+    with pytest.raises(HostKeyMismatch):
+        run_command(target, "echo never", timeout_s=20)
+    close_pool()
+
+
 def ssh_inventory(sshd):
     """An inventory with one node reached through the test sshd."""
     from prontuario_cli.inventory import parse_inventory

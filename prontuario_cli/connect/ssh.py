@@ -3,12 +3,20 @@
 The node's ``ssh.known_hosts`` must already hold its key: an unknown host is refused
 and a changed key is refused loudly (never auto-added), as ``StrictHostKeyChecking
 yes`` does. Errors are converted here into ProntuarioError subclasses.
+
+A process keeps one authenticated connection per node (address, port, user, key and
+known_hosts) and runs each command on a channel of its own, so a command that talks to
+a node several times (``models sync``: rsync's version, a verify, the receive) pays the
+key exchange once. A connection that died is opened again, host key checked again,
+before any command runs on it; a command is never sent twice.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass
 
@@ -83,6 +91,58 @@ def connect(node, *, timeout_s: float | None = None):
     return client
 
 
+_pool: dict[tuple, object] = {}  # connection key -> an authenticated paramiko SSHClient
+_pool_locks: dict[tuple, threading.Lock] = {}
+_pool_guard = threading.Lock()
+
+
+def _pool_key(node) -> tuple:
+    ssh = node.ssh
+    return (node.address, ssh.port, ssh.user, ssh.key, os.path.expanduser(ssh.known_hosts))
+
+
+def pooled(node, *, timeout_s: float | None = None, fresh: bool = False):
+    """This process's connection to ``node``, opened (host key verified) when there is none alive."""
+    key = _pool_key(node)
+    with _pool_guard:
+        lock = _pool_locks.setdefault(key, threading.Lock())
+    with lock:  # one connect per node even when several threads ask at once
+        client = _pool.get(key)
+        transport = client.get_transport() if client is not None else None
+        if fresh or transport is None or not transport.is_active():
+            if client is not None:
+                client.close()
+            client = _pool[key] = connect(node, timeout_s=timeout_s)
+        return client
+
+
+def close_pool() -> None:
+    """Close every pooled connection (at exit; tests that restart an sshd)."""
+    with _pool_guard:
+        clients = list(_pool.values())
+        _pool.clear()
+    for client in clients:
+        client.close()
+
+
+atexit.register(close_pool)
+
+
+def _open_channel(node, deadline: float):
+    """A session channel on the pooled connection; a dead one is replaced once (nothing has run yet)."""
+    import paramiko
+
+    connect_s = node.ssh.connect_timeout_s
+    for attempt in (1, 2):
+        client = pooled(node, timeout_s=max(0.1, min(connect_s, deadline - time.monotonic())), fresh=attempt == 2)
+        try:
+            return client.get_transport().open_session(timeout=max(0.1, min(connect_s, deadline - time.monotonic())))
+        except (paramiko.SSHException, OSError, EOFError, AttributeError):
+            if attempt == 2 or time.monotonic() >= deadline:
+                raise
+    raise AssertionError("unreachable")
+
+
 def run_command(node, command: str, *, timeout_s: float = 60.0, on_output=None) -> CommandResult:
     """Run ``command`` on ``node``; bounded by ``timeout_s`` end to end.
 
@@ -93,7 +153,6 @@ def run_command(node, command: str, *, timeout_s: float = 60.0, on_output=None) 
 
     started = time.monotonic()
     deadline = started + timeout_s
-    client = connect(node, timeout_s=min(node.ssh.connect_timeout_s, timeout_s))
     where = f"ssh {node.ssh.user}@{node.address}:{node.ssh.port} ({node.name})"
     buffers = {"stdout": bytearray(), "stderr": bytearray()}
     pending = {"stdout": bytearray(), "stderr": bytearray()}
@@ -109,11 +168,14 @@ def run_command(node, command: str, *, timeout_s: float = 60.0, on_output=None) 
             on_output(name, line.decode(errors="replace"))
 
     try:
-        _, stdout, stderr = client.exec_command(command, timeout=max(0.1, deadline - time.monotonic()))
-        channel = stdout.channel
+        channel = _open_channel(node, deadline)
+    except (paramiko.SSHException, OSError, EOFError, AttributeError) as exc:
+        raise OperationFailed(f"{where}: cannot open a session: {exc or type(exc).__name__}") from None
+    try:
+        channel.settimeout(max(0.1, deadline - time.monotonic()))
+        channel.exec_command(command)
         while True:
             if time.monotonic() > deadline:
-                channel.close()
                 raise TimedOut(f"{where}: command did not finish within {timeout_s:g} s")
             while channel.recv_ready():
                 take("stdout", channel.recv(65536))
@@ -121,7 +183,7 @@ def run_command(node, command: str, *, timeout_s: float = 60.0, on_output=None) 
                 take("stderr", channel.recv_stderr(65536))
             if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
                 break
-            time.sleep(0.01)
+            time.sleep(0.005)
         status = channel.recv_exit_status()
         if on_output is not None:
             for name, rest in pending.items():
@@ -131,4 +193,4 @@ def run_command(node, command: str, *, timeout_s: float = 60.0, on_output=None) 
     except (paramiko.SSHException, OSError) as exc:
         raise OperationFailed(f"{where}: {exc}") from None
     finally:
-        client.close()
+        channel.close()

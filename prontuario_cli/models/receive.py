@@ -2,6 +2,7 @@
 
 Runs on the target node (``prontuario models receive``, started there by ``models sync``).
 
+0. This node's rsync is checked (3.1 or later, not openrsync).
 1. If the version is already here and verifies: activate it; nothing moves.
 2. Stage ``NAME/.staging/VERSION/`` (kept across runs: an interrupted sync resumes). Every
    file this node already holds in a version that verifies, with the same sha256, is
@@ -73,6 +74,7 @@ class Received:
     seconds: float
     rsync_seconds: float
     message: str
+    rsync: str = ""  # this node's rsync version
 
 
 DONE_MARK = "prontuario-received: "
@@ -154,6 +156,8 @@ def receive(store: Store, manifest: Manifest, peer: Peer, *, rsync: str = "rsync
     started = time.monotonic()
     name, version = manifest.name, manifest.version
     say = say or (lambda text: None)
+    here = run_local([rsync, "--version"], timeout_s=30, where=f"{rsync} --version")
+    rsync_here = check_rsync(here.stdout + here.stderr, f"this node: {rsync}")
     with store.locked(name, f"models receive {name} {version}"):
         store.write_manifest(manifest)
         old = store.pointer(name)
@@ -162,7 +166,7 @@ def receive(store: Store, manifest: Manifest, peer: Peer, *, rsync: str = "rsync
             if verdict.ok:
                 store.activate(name, version)
                 return Received(name, version, old, verdict.files, verdict.bytes, verdict.files, 0, 0, 0,
-                                round(time.monotonic() - started, 3), 0.0, f"{name} {version} already here and verified: nothing moved")
+                                round(time.monotonic() - started, 3), 0.0, f"{name} {version} already here and verified: nothing moved", rsync_here)
         staging = store.staging_dir(name, version)
         staging.mkdir(parents=True, exist_ok=True)
         cache = store.cache(name, version)
@@ -195,7 +199,7 @@ def receive(store: Store, manifest: Manifest, peer: Peer, *, rsync: str = "rsync
         store.activate(name, version)
     return Received(name, version, old, len(manifest.files), manifest.total_bytes, reused, repaired, received, literal,
                     round(time.monotonic() - started, 3), round(rsync_s, 3),
-                    f"{name} {version} received from {peer.host}, verified and active ({received} bytes over the network)")
+                    f"{name} {version} received from {peer.host}, verified and active ({received} bytes over the network)", rsync_here)
 
 
 def _seed_staging(store: Store, manifest: Manifest, staging: Path, cache) -> tuple[int, int]:

@@ -3,11 +3,15 @@
 prontuario orchestrates over its own SSH connections (paramiko, through the node-access
 seam); the model's bytes never pass through the operator's machine:
 
-1. rsync on both Macs is checked (3.1 or later; macOS's openrsync is refused);
-2. the source verifies its active version, which must be the manifest's;
-3. the target runs ``prontuario models receive``: it pulls the version with rsync over
-   SSH from the source (host key checked against ``models.peer_ssh.known_hosts``),
-   reusing what it already holds intact, verifies, and switches ``current``.
+1. the source's rsync is checked (3.1 or later; macOS's openrsync is refused) and the
+   source verifies its active version, which must be the manifest's;
+2. the target runs ``prontuario models receive``: it checks its own rsync the same way;
+   when the version is already there and verifies it only makes it active (nothing
+   moves); otherwise it pulls the version with rsync over SSH from the source (host key
+   checked against ``models.peer_ssh.known_hosts``), reusing what it already holds
+   intact, verifies, and switches ``current``.
+
+Every command to a node rides one SSH connection per node (``connect.ssh``).
 
 A second run after an interruption continues from what the first left in staging.
 """
@@ -18,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
-from prontuario_cli.errors import IntegrityError, ProntuarioError, UsageError
+from prontuario_cli.errors import IntegrityError, UsageError
 from prontuario_cli.inventory import Inventory, Node
 from prontuario_cli.models.nodes import manifest_file, manifest_named, remote, store_of
 from prontuario_cli.report import Table
@@ -73,25 +77,22 @@ def sync(inventory: Inventory, name: str, source: Node, target: Node, *, accept_
     manifest = manifest_named(inventory, name)
     access = node_access(inventory)
 
-    # Independent looks, at once: rsync on both Macs, the source's version, the target's.
+    # The source, at once: its rsync and its verified version; the target's connection
+    # opens meanwhile (the receive checks the target's rsync and what it already holds).
     def rsync_on(node: Node) -> str:
         result = access.run(node.name, [inventory.models.rsync, "--version"], timeout_s=30)
         return check_rsync(result.stdout + result.stderr, f"{node.name}: {inventory.models.rsync}")
 
-    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="sync") as pool:
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="sync") as pool:
         looks = {
-            "rsync-source": pool.submit(rsync_on, source),
-            "rsync-target": pool.submit(rsync_on, target),
+            "rsync": pool.submit(rsync_on, source),
             "source": pool.submit(remote, inventory, source, ["verify", name]),
-            "target": pool.submit(remote, inventory, target, ["verify", name]),
+            "target": pool.submit(access.run, target.name, ["true"], timeout_s=30),
         }
-        versions = {source.name: looks["rsync-source"].result(), target.name: looks["rsync-target"].result()}
+        source_rsync = looks["rsync"].result()
         checked = looks["source"].result()
-        try:
-            there = looks["target"].result()
-        except ProntuarioError:
-            there = {}
-    say(f"rsync {versions[source.name]} on {source.name}, {versions[target.name]} on {target.name}")
+        looks["target"].result()
+    say(f"rsync {source_rsync} on {source.name}")
 
     check = next((c for c in checked.get("checks") or () if c.get("name") == name), None)
     if check is None or check.get("status") != "ok":
@@ -103,11 +104,6 @@ def sync(inventory: Inventory, name: str, source: Node, target: Node, *, accept_
             hint=f"activate {manifest.version} there first, or lock the manifest again",
         )
     say(f"{source.name}: {name} {manifest.version} verified")
-    mine = next((c for c in there.get("checks") or () if c.get("name") == name), None)
-    if mine is not None and mine.get("status") == "ok" and mine.get("version") == manifest.version:
-        return SyncReport(name, manifest.version, source.name, target.name, versions, manifest.version, len(manifest.files),
-                          manifest.total_bytes, len(manifest.files), 0, 0, 0, 0.0,
-                          f"{name} {manifest.version} already active and verified on {target.name}: nothing moved")
 
     peer = inventory.models.peer_ssh
     args = [
@@ -120,6 +116,7 @@ def sync(inventory: Inventory, name: str, source: Node, target: Node, *, accept_
     if answer["_exit"] != 0 or "version" not in answer:
         message = answer.get("message") or "no answer"
         raise IntegrityError(f"{target.name}: receiving {name} failed: {message}")
+    versions = {source.name: source_rsync, target.name: answer.get("rsync") or "?"}
     return SyncReport(
         name, manifest.version, source.name, target.name, versions, answer.get("previous"), int(answer["files"]), int(answer["bytes"]),
         int(answer["reused_files"]), int(answer["repaired_files"]), int(answer["received_bytes"]), int(answer["literal_bytes"]),
