@@ -13,6 +13,7 @@ from typing import List, Optional
 import typer
 
 from prontuario_cli.cli.common import audited, confirm, emit, get_env, output_options
+from prontuario_cli.errors import IntegrityError, UsageError
 
 app = typer.Typer(
     help=(
@@ -151,7 +152,6 @@ def lock(
 
     Example: prontuario models lock medgemma-4b --from-dir /Volumes/usb/medgemma-4b-it --role llm --hub google/medgemma-4b-it@1f2e3d4
     """
-    from prontuario_cli.errors import UsageError
     from prontuario_cli.models.manifest import NAME, RUNTIME_OF_ROLE, HubSource, Manifest, Source, manifest_text, parse_manifest
     from prontuario_cli.models.verify import hash_directory
 
@@ -201,45 +201,75 @@ def lock(
 @output_options
 def pull(
     name: str = typer.Argument(..., help="The model to install.", autocompletion=complete_model),
-    from_dir: Path = typer.Option(..., "--from-dir", metavar="PATH", help="Where its files are (on the node)."),
+    from_dir: Optional[Path] = typer.Option(None, "--from-dir", metavar="PATH", help="Where its files are (on the node): the offline way."),
+    from_hub: bool = typer.Option(False, "--from-hub", help="Fetch the manifest's files at its pinned revision from the Hugging Face Hub (the node must be online)."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", metavar="FILE", help="Its manifest (default: the inventory's manifests directory)."),
     node: Optional[List[str]] = typer.Option(None, "--node", "-n", help=NODE_HELP),
     store: Optional[Path] = typer.Option(None, "--store", metavar="DIR", help=STORE_HELP),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be installed; change nothing."),
 ) -> None:
-    """Install a model from a directory (offline): copy into staging while hashing, verify, activate.
+    """Install a model from a directory (offline) or, only when asked, the Hub: copy into staging while hashing, verify, activate.
 
-    Nothing reaches the store unless every file matches the manifest; the previous
-    version stays for 'models rollback'.
+    Nothing reaches the store unless every file matches the manifest's sha256; the
+    previous version stays for 'models rollback'. --from-hub fetches exactly the
+    manifest's files at its pinned revision (HF_TOKEN for a gated model; HF_ENDPOINT
+    for a mirror); an interrupted download resumes.
 
     Example: prontuario models pull whisper-large-v3 --from-dir /Volumes/usb/whisper-large-v3 --node mac-studio-1
     """
     from prontuario_cli.models import local
     from prontuario_cli.models.manifest import load_manifest
 
-    env = get_env()
+    if (from_dir is None) == (not from_hub):
+        raise UsageError("give exactly one of --from-dir PATH (offline) or --from-hub")
+    source_text = str(from_dir) if from_dir is not None else "the Hub"
     if store is not None:
         m = load_manifest(manifest) if manifest is not None else _manifest_from_inventory(name)
         _check_name(m, name)
-        args = {"name": name, "version": m.version, "from_dir": str(from_dir), "store": str(store)}
+        if from_hub:
+            from prontuario_cli.models.hub import check_asked
+
+            check_asked(m)  # a refusal comes before any plan
+            source_text = f"the Hub ({m.source.hub.repo}@{m.source.hub.revision})"
+        args = {"name": name, "version": m.version, "from": source_text, "store": str(store)}
         if dry_run:
             with audited("models pull", args, dry_run=True):
                 emit(local.Change("pull", name, m.version, files=len(m.files), bytes=m.total_bytes, path=str(store),
-                                  message=f"would copy {len(m.files)} files from {from_dir} into {store}, verify and activate {m.version}"))
+                                  message=f"would copy {len(m.files)} files from {source_text} into {store}, verify and activate {m.version}"))
             return
-        confirm(f"install {name} {m.version} from {from_dir} into {store} and make it active?", yes=yes)
-        bar = _progress_bar(lambda: m.total_bytes, "copying")
+        confirm(f"install {name} {m.version} from {source_text} into {store} and make it active?", yes=yes)
         with audited("models pull", args) as details:
-            if bar is None:
-                change = local.pull(_store(store), m, from_dir)
-            else:
-                with bar[0]:
-                    change = local.pull(_store(store), m, from_dir, progress=bar[1])
+            target = _store(store)
+            if from_hub:
+                from prontuario_cli.models import hub
+
+                from_dir = hub.download(target, m)
+            change = _pull_with_progress(target, m, from_dir)
+            if from_hub:
+                hub.discard(target, m)
             details.update(copied_bytes=change.copied_bytes, previous=change.previous)
         emit(change)
         return
-    _on_nodes("pull", name, node, ["--from-dir", str(from_dir)], yes=yes, dry_run=dry_run, manifest=manifest)
+    _on_nodes("pull", name, node, ["--from-dir", str(from_dir)] if from_dir is not None else ["--from-hub"], yes=yes, dry_run=dry_run, manifest=manifest)
+
+
+def _pull_with_progress(target, m, from_dir: Path):
+    """``local.pull`` with a progress bar on a terminal; a download that does not match is thrown away."""
+    from prontuario_cli.models import local
+
+    bar = _progress_bar(lambda: m.total_bytes, "copying")
+    try:
+        if bar is None:
+            return local.pull(target, m, from_dir)
+        with bar[0]:
+            return local.pull(target, m, from_dir, progress=bar[1])
+    except IntegrityError:
+        from prontuario_cli.models.hub import discard, download_dir
+
+        if Path(from_dir) == download_dir(target, m):
+            discard(target, m)
+        raise
 
 
 @app.command("activate")
@@ -311,8 +341,6 @@ def _manifest_from_inventory(name: str):
 
 
 def _check_name(manifest, name: str) -> None:
-    from prontuario_cli.errors import UsageError
-
     if manifest.name != name:
         raise UsageError(f"the manifest {manifest.origin_path} is for {manifest.name!r}, not {name!r}")
 
@@ -378,8 +406,6 @@ def sync(
     inventory = env.inventory()
     src, dst = inventory.node(source), inventory.node(target)
     if src.name == dst.name:
-        from prontuario_cli.errors import UsageError
-
         raise UsageError("--from and --to name the same node")
     steps = syncing.plan(inventory, name, src, dst)
     args = {"name": name, "from": src.name, "to": dst.name, "accept_new": accept_new}
