@@ -17,6 +17,7 @@ APT_PACKAGES=(
   systemd                                 # systemd-analyze checks the units 'serve install' renders
   espeak-ng                               # real speech WAVs for the Whisper server's tests
   iproute2                                # ss: a test reads the inference servers' listen backlog
+  sudo                                    # bootstrap as an unprivileged user (sudo -n), as on the Macs
   python3-venv ca-certificates procps
 )
 

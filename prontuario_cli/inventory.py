@@ -70,6 +70,7 @@ class Node:
     ssh: SSH = SSH()
     ports: Ports = Ports()
     models_dir: str | None = None  # this node's model store, when not models.store
+    docs_dir: str | None = None  # this node's document directory, when not docs.dir
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,35 @@ class Models:
 
 
 @dataclass(frozen=True)
+class Docs:
+    """Document storage: the leader Mac's directory pushed to the other Mac with rsync (the primary wins).
+
+    ``dir``: the document directory on every Mac (a node's ``docs_dir`` overrides it).
+    ``interval_s``: how often each Mac's job runs ``docs sync --once`` (the brief: 5 s).
+    ``timeout_s``: one whole rsync run, killed after it; ``io_timeout_s``: rsync's own
+    ``--timeout`` (no data moving for that long ends the run). ``max_delete``: rsync's
+    ``--max-delete``, a brake on what one run may delete on the other Mac.
+    ``keep_replaced``: what a push deletes or overwrites on the other Mac is moved into
+    ``.prontuario-replaced/<UTC time>/`` there instead of being lost (the documents a
+    failed primary held in its last seconds survive the new leader's first push).
+    ``stale_warning_s`` / ``stale_critical_s``: the age of the last successful sync at
+    which ``docs status`` warns / is critical. ``rsync`` and ``peer_ssh`` default to
+    ``models.rsync`` and ``models.peer_ssh`` (the same key and known_hosts between the Macs).
+    """
+
+    dir: str = "/var/lib/prontuario/documents"
+    interval_s: float = 5.0
+    timeout_s: float = 300.0
+    io_timeout_s: int = 30
+    max_delete: int = 1000
+    keep_replaced: bool = True
+    stale_warning_s: float = 30.0
+    stale_critical_s: float = 300.0
+    rsync: str | None = None
+    peer_ssh: PeerSSH | None = None
+
+
+@dataclass(frozen=True)
 class Serve:
     """Which model each inference server loads and how the servers run on the Macs.
 
@@ -247,6 +277,7 @@ class Inventory:
     paths: Paths = Paths()
     haproxy: HAProxy = HAProxy()
     models: Models = Models()
+    docs: Docs = Docs()
     serve: Serve = Serve()
     lab: Lab | None = None
     # Not part of the file: filled in by the loader.
@@ -447,7 +478,29 @@ def _validate(inv: Inventory, conv: Converter, warnings: list[str], partial: boo
         for key in ("api_timeout_s", "operation_timeout_s"):
             if getattr(cloud, key) <= 0:
                 add(f"cloud.{key}", "must be greater than 0")
+    _validate_docs(inv, add)
     return problems
+
+
+def _validate_docs(inv: Inventory, add) -> None:
+    """The ``docs:`` section and the nodes' ``docs_dir``: positive times, absolute directories
+    (never ``/``: the push deletes on the other Mac what the leader does not hold)."""
+    docs = inv.docs
+    for key in ("interval_s", "timeout_s", "io_timeout_s", "stale_warning_s", "stale_critical_s"):
+        if getattr(docs, key) <= 0:
+            add(f"docs.{key}", "must be greater than 0")
+    if docs.max_delete < 0:
+        add("docs.max_delete", "must not be negative (0: never delete on the other Mac)")
+    if 0 < docs.stale_warning_s < docs.interval_s:
+        add("docs.stale_warning_s", f"{docs.stale_warning_s:g} s is shorter than the interval {docs.interval_s:g} s: it would always warn")
+    if docs.stale_critical_s < docs.stale_warning_s:
+        add("docs.stale_critical_s", f"{docs.stale_critical_s:g} s is shorter than stale_warning_s {docs.stale_warning_s:g} s")
+    dirs = [("docs.dir", docs.dir)] + [(f"nodes[{i}].docs_dir", n.docs_dir) for i, n in enumerate(inv.nodes) if n.docs_dir is not None]
+    for keypath, directory in dirs:
+        if not directory.startswith("/"):
+            add(keypath, f"{directory!r} must be an absolute path")
+        elif directory.rstrip("/") == "":
+            add(keypath, "must not be / (a sync deletes on the other Mac whatever the leader's directory lacks)")
 
 
 def secret_refs(inv: Inventory):

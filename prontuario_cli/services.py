@@ -9,6 +9,10 @@ the same command line with the same restart and shutdown rules:
 - stopped with SIGTERM and given ``stop_timeout_s`` to finish in-flight work before
   SIGKILL (launchd ``ExitTimeOut``, systemd ``TimeoutStopSec``);
 - stdout and stderr appended to one log file.
+
+A periodic job (``interval_s``: the document sync every 5 s) is not kept alive: launchd
+starts it every ``StartInterval`` seconds, systemd through a timer unit beside it
+(:func:`systemd_timer`) that starts the oneshot service ``interval_s`` after it last ran.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class Service:
     throttle_s: int = 10
     stop_timeout_s: int = 40
     working_dir: str | None = None
+    interval_s: int | None = None  # a periodic job: started every interval_s seconds, not kept alive
 
     @property
     def label(self) -> str:
@@ -44,6 +49,10 @@ class Service:
     def unit_name(self) -> str:
         return f"prontuario-{self.name}.service"
 
+    @property
+    def timer_name(self) -> str:
+        return f"prontuario-{self.name}.timer"
+
 
 def launchd_job(service: Service) -> dict:
     """The launchd job (for /Library/LaunchDaemons) as a dict."""
@@ -51,13 +60,15 @@ def launchd_job(service: Service) -> dict:
         "Label": service.label,
         "ProgramArguments": list(service.argv),
         "RunAtLoad": True,
-        "KeepAlive": True,
-        "ThrottleInterval": service.throttle_s,
+        "KeepAlive": service.interval_s is None,
+        "ThrottleInterval": service.throttle_s if service.interval_s is None else min(service.throttle_s, service.interval_s),
         "ExitTimeOut": service.stop_timeout_s,
         "StandardOutPath": service.log,
         "StandardErrorPath": service.log,
         "ProcessType": "Interactive",  # not throttled to background QoS: these serve clinicians
     }
+    if service.interval_s is not None:
+        job["StartInterval"] = service.interval_s
     if service.env:
         job["EnvironmentVariables"] = dict(sorted(service.env.items()))
     if service.user:
@@ -92,10 +103,9 @@ def systemd_unit(service: Service) -> str:
         "Wants=network-online.target",
         "",
         "[Service]",
-        "Type=simple",
+        "Type=simple" if service.interval_s is None else "Type=oneshot",
         f"ExecStart={shlex.join(service.argv)}",
-        "Restart=always",
-        f"RestartSec={service.throttle_s}",
+        *(("Restart=always", f"RestartSec={service.throttle_s}") if service.interval_s is None else ()),
         "KillSignal=SIGTERM",
         f"TimeoutStopSec={service.stop_timeout_s}",
         f"StandardOutput=append:{service.log}",
@@ -109,5 +119,27 @@ def systemd_unit(service: Service) -> str:
         lines.append(f"WorkingDirectory={service.working_dir}")
     for key, value in sorted(service.env.items()):
         lines.append(f"Environment={shlex.quote(f'{key}={value}')}")
-    lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
+    if service.interval_s is None:
+        lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
     return "\n".join(lines)
+
+
+def systemd_timer(service: Service) -> str:
+    """The timer that starts a periodic job's oneshot unit every ``interval_s`` seconds."""
+    if service.interval_s is None:
+        raise ValueError(f"{service.name} is not a periodic job")
+    return "\n".join([
+        "# Rendered by prontuario from the inventory; edits are overwritten.",
+        "[Unit]",
+        f"Description={service.description} (every {service.interval_s} s)",
+        "",
+        "[Timer]",
+        "OnBootSec=30s",
+        f"OnUnitActiveSec={service.interval_s}s",
+        "AccuracySec=1s",
+        f"Unit={service.unit_name}",
+        "",
+        "[Install]",
+        "WantedBy=timers.target",
+        "",
+    ])

@@ -24,12 +24,18 @@ def keygen(path: Path, kind: str = "ed25519") -> str:
     return Path(f"{path}.pub").read_text().strip()
 
 
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
-    """A real sshd on 127.0.0.1 accepting one key for root; stopped by PID at the end."""
-    if not os.path.exists(SSHD) or os.geteuid() != 0:
-        pytest.fail("sshd (openssh-server) and root are needed: run ./install.sh")
-    base = tmp_path_factory.mktemp("sshd")
+class SshdFailed(RuntimeError):
+    """sshd did not start (its log's tail says why)."""
+
+
+def start_sshd(base: Path, session_env: dict[str, str] | None = None, users: tuple[str, ...] = ("root",)) -> dict:
+    """sshd -D on a free 127.0.0.1 port in ``base`` (created), one throwaway key for ``users`` (root).
+
+    ``session_env`` is set in its sessions (sshd's SetEnv). Returns the port, the user
+    key, a known_hosts holding the host key, the base directory and the process (stop
+    it with :func:`stop_sshd`). Used by the tests' fixture and the benchmarks.
+    """
+    base.mkdir(parents=True, exist_ok=True)
     host_key = base / "host_ed25519"
     user_key = base / "user_ed25519"
     host_pub = keygen(host_key)
@@ -40,12 +46,14 @@ def sshd(tmp_path_factory):
     config.write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {base}/sshd.pid\n"
         f"AuthorizedKeysFile {base}/authorized_keys\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nAllowUsers root\n"
+        "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nMaxStartups 50\n"
+        f"AllowUsers {' '.join(users)}\n"
         "Subsystem sftp internal-sftp\n"
+        + (f"SetEnv {' '.join(f'{k}={v}' for k, v in session_env.items())}\n" if session_env else "")
     )
     os.makedirs("/run/sshd", exist_ok=True)
-    log = open(base / "sshd.log", "w")
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    with open(base / "sshd.log", "w") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -53,14 +61,36 @@ def sshd(tmp_path_factory):
             break
         except OSError:
             if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail(f"sshd did not start: {(base / 'sshd.log').read_text()[-500:]}")
+                stop_sshd({"proc": proc})
+                raise SshdFailed(f"sshd did not start: {(base / 'sshd.log').read_text()[-500:]}") from None
             time.sleep(0.05)
     known_hosts = base / "known_hosts"
     known_hosts.write_text(f"[127.0.0.1]:{port} {host_pub}\n")
-    try:
-        yield {"port": port, "key": user_key, "known_hosts": known_hosts, "base": base}
-    finally:
+    return {"port": port, "key": user_key, "known_hosts": known_hosts, "base": base, "proc": proc}
+
+
+def stop_sshd(handle: dict) -> None:
+    """Stop an sshd from :func:`start_sshd` by its PID (SIGTERM, then SIGKILL after 10 s)."""
+    proc = handle["proc"]
+    if proc.poll() is None:
         proc.terminate()
-        proc.wait(10)
-        log.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """A real sshd on 127.0.0.1 accepting one key for root; stopped by PID at the end."""
+    if not os.path.exists(SSHD) or os.geteuid() != 0:
+        pytest.fail("sshd (openssh-server) and root are needed: run ./install.sh")
+    try:
+        handle = start_sshd(tmp_path_factory.mktemp("sshd"))
+    except SshdFailed as exc:
+        pytest.fail(str(exc))
+    try:
+        yield handle
+    finally:
+        stop_sshd(handle)

@@ -68,16 +68,6 @@ def test_state_changing_commands_take_dry_run_and_yes():
             assert "--dry-run" in names, f"{' '.join(path)} has --yes but no --dry-run"
 
 
-def test_placeholder_groups_say_not_available_yet():
-    from prontuario_cli.cli import later
-
-    for name in later.GROUPS:
-        result = run(name)
-        assert result.code == ExitCode.NOT_AVAILABLE, name
-        assert result.err.strip() == f"error: 'prontuario {name}' is not available yet in this version"
-        assert "Not available yet" in run(name, "--help").out
-
-
 def test_usage_error_is_one_line_and_exit_64():
     result = run("inventory", "check", "--no-such-option")
     assert result.code == ExitCode.USAGE

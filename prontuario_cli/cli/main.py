@@ -18,10 +18,9 @@ from prontuario_cli.cli.common import Env, Format
 from prontuario_cli.errors import ExitCode
 
 # One sub-app per capability, in the order --help lists them: (module with `app`, summary).
-# A module of None is a capability not built yet (see cli/later.py). Modules are imported
-# only when their group is used, so --help and TAB completion stay fast; a test keeps each
+# Modules are imported only when their group is used, so --help and TAB completion stay fast; a test keeps each
 # summary equal to the first line of the sub-app's own help.
-CAPABILITIES: dict[str, tuple[str | None, str]] = {
+CAPABILITIES: dict[str, tuple[str, str]] = {
     "status": (
         "prontuario_cli.cli.status",
         "The whole platform on one screen: Macs, witness, databases, routing, fallback, drills, audit.",
@@ -45,11 +44,19 @@ CAPABILITIES: dict[str, tuple[str | None, str]] = {
         "Keep MedGemma, Whisper and FaceNet identical and intact on both Macs: sha256 manifests, "
         "parallel offline verify, Mac-to-Mac sync with rsync, atomic activation and rollback.",
     ),
+    "docs": (
+        "prontuario_cli.cli.docs",
+        "Keep the documents identical on both Macs: the Patroni leader's directory pushed to the other Mac "
+        "with rsync every 5 s (the primary wins), and how fresh the copy is.",
+    ),
     "serve": (
         "prontuario_cli.cli.serve",
         "Run the local inference servers (mlx-lm for MedGemma, Whisper, FaceNet) and check their readiness.",
     ),
-    "bootstrap": (None, ""),
+    "bootstrap": (
+        "prontuario_cli.cli.bootstrap",
+        "Set up the Macs and the witness over SSH: YAML playbooks run by pyinfra, configs from the shared renderers.",
+    ),
     "gcp": ("prontuario_cli.cli.gcp", "The emergency Cloud SQL fallback: status, manual promote (guarded, resumable) and failback."),
     "monitor": ("prontuario_cli.cli.monitor", "Render the Prometheus alert rules from the inventory's thresholds."),
     "audit": ("prontuario_cli.cli.audit", "Read and verify the audit log of every state-changing command."),
@@ -57,24 +64,15 @@ CAPABILITIES: dict[str, tuple[str | None, str]] = {
 
 
 def load_capability(name: str) -> typer.Typer:
-    """The Typer sub-app of one capability (a placeholder if it is not built yet)."""
+    """The Typer sub-app of one capability."""
     import importlib
 
     module, _ = CAPABILITIES[name]
-    if module is None:
-        from prontuario_cli.cli import later
-
-        return later.group(name, later.GROUPS[name])
     return importlib.import_module(module).app
 
 
 def summary(name: str) -> str:
-    module, text = CAPABILITIES[name]
-    if module is None:
-        from prontuario_cli.cli import later
-
-        return later.GROUPS[name]
-    return text
+    return CAPABILITIES[name][1]
 
 
 class _LazyCommands(dict):

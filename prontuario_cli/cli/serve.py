@@ -26,7 +26,8 @@ def _options(kind: str, model: str, store: Optional[Path], node: Optional[str], 
              log_file: Optional[Path], queue: Optional[int], max_bytes: Optional[int], threshold: Optional[float] = None):
     """Options from the flags, else from the inventory's node (store, port), else the defaults."""
     from prontuario_cli.errors import UsageError
-    from prontuario_cli.serve.options import DEFAULT_MAX_BYTES, DEFAULT_PORT, DEFAULT_QUEUE, PORT_FIELD, ServeOptions
+    from prontuario_cli.render.apps import PORT_FIELD
+    from prontuario_cli.serve.options import DEFAULT_MAX_BYTES, DEFAULT_PORT, DEFAULT_QUEUE, ServeOptions
 
     inventory_node = None
     if node is not None or store is None:

@@ -1,38 +1,35 @@
 """Every file and command line of the lab, rendered from a :class:`LabSpec`.
 
+The services' configs (Patroni, etcd, HAProxy, Redis, Sentinel) and their command lines
+come from :mod:`prontuario_cli.render`, the renderers bootstrap uses for the Macs and the
+witness: the lab only describes itself to them as a site (its directories, its binaries,
+its profile's timings, trust on loopback) on top of its own inventory, ``cluster.yaml``.
+What exists only in the lab is rendered here: the Cloud SQL stand-in, the inference
+servers' command lines, and that inventory.
+
 Pure functions: text in, text out (no processes, no files written here), so the
 rendering is unit-tested without a running lab. The writers live in ``up.py``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 
-from prontuario_cli.engines import patroni_dcs
+from prontuario_cli.inventory import Inventory, parse_inventory
 from prontuario_cli.lab.spec import MACS, NODE_NAMES, SERVE_KINDS, LabSpec
+from prontuario_cli.render import etcd as render_etcd
+from prontuario_cli.render import haproxy as render_haproxy
+from prontuario_cli.render import patroni as render_patroni
+from prontuario_cli.render import redis as render_redis
+from prontuario_cli.render.node import RenderedFile, render_node
+from prontuario_cli.render.patroni import PG_SHARED
+from prontuario_cli.render.spec import REPLICATION_USER, Binaries, Layout, NodeSpec, Policy, Site, SiteTimings, from_inventory
 
-REPLICATION_USER = "replicator"
+__all__ = ["PG_SHARED", "REPLICATION_USER", "STANDIN_APPLICATION_NAME"]
+
 STANDIN_APPLICATION_NAME = "cloudsql-standin"
-
-# Parameters shared by the Patroni nodes and the stand-in: a hot standby needs
-# these at least as high as on the primary it follows.
-PG_SHARED = {
-    "max_connections": 100,
-    "max_wal_senders": 10,
-    "max_replication_slots": 10,
-    "max_worker_processes": 8,
-    "max_locks_per_transaction": 64,
-    "max_prepared_transactions": 0,
-    "hot_standby": "on",
-    "wal_level": "replica",
-    "wal_keep_size": "256MB",
-}
-
-PG_HBA = [
-    "local all all trust",
-    "host all all 127.0.0.1/32 trust",
-    "host replication all 127.0.0.1/32 trust",
-]
+SENTINEL_FAILOVER_TIMEOUT_MS = 30000
 
 
 def _yaml(data) -> str:
@@ -41,230 +38,135 @@ def _yaml(data) -> str:
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 
 
-def _seconds(value: float) -> str:
-    """HAProxy time: whole seconds as ``5s``, fractions as milliseconds."""
-    return f"{int(value)}s" if float(value).is_integer() else f"{int(round(value * 1000))}ms"
+# --------------------------------------------------------------------------- the lab as a site
+
+
+def lab_layout(spec: LabSpec, node: str) -> Layout:
+    """Where one lab node's files live, all under the lab directory."""
+    return Layout(
+        patroni_config=str(spec.sub("patroni", f"{node}.yml")),
+        pg_data=str(spec.pg_data(node)),
+        pg_socket_dir=str(spec.pg_socket_dir(node)),
+        pgpass=str(spec.sub("pg", node, "pgpass")),
+        etcd_config=str(spec.sub("etcd", f"{node}.yml")),
+        etcd_data=str(spec.sub("etcd", node)),
+        redis_config=str(spec.sub("redis", node, "redis.conf")),
+        redis_dir=str(spec.sub("redis", node)),
+        sentinel_config=str(spec.sub("sentinel", node, "sentinel.conf")),
+        sentinel_dir=str(spec.sub("sentinel", node)),
+        haproxy_config=str(spec.sub("haproxy", "haproxy.cfg")),
+        haproxy_socket=str(spec.haproxy_socket),
+        log_dir=str(spec.log_dir),
+    )
+
+
+# The lab's policy, the only settings besides addresses, ports, paths and timings in which
+# it differs from production: trust on loopback (no secrets), no fsync at initdb and no
+# Redis persistence (a lab is rebuilt, not recovered), its own etcd cluster token (two
+# labs on different base ports never join each other), everything run by whoever runs it
+# except PostgreSQL, which refuses root.
+def lab_policy(spec: LabSpec) -> Policy:
+    return Policy(
+        pg_auth_method="trust",
+        initdb_no_sync=True,
+        redis_persistence=False,
+        etcd_token=f"prontuario-lab-{spec.base_port}",
+        postgres_user="postgres",
+        service_user=None,
+    )
+
+
+def lab_site(spec: LabSpec, node: str) -> Site:
+    t = spec.timings
+    b = spec.binaries
+    return Site(
+        layout=lab_layout(spec, node),
+        binaries=Binaries(pg_bin=b.pg_bin, patroni=b.patroni, etcd=b.etcd, haproxy=b.haproxy, redis_server=b.redis_server, redis_sentinel=b.redis_sentinel),
+        timings=SiteTimings(
+            ttl=t.ttl,
+            loop_wait=t.loop_wait,
+            retry_timeout=t.retry_timeout,
+            sentinel_down_after_ms=t.sentinel_down_after_ms,
+            sentinel_failover_timeout_ms=SENTINEL_FAILOVER_TIMEOUT_MS,
+        ),
+        policy=lab_policy(spec),
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def lab_inventory(spec: LabSpec) -> Inventory:
+    """The lab's ``cluster.yaml``, parsed as every command parses it."""
+    return parse_inventory(cluster_yaml(spec), str(spec.inventory_path))
+
+
+def node_spec(spec: LabSpec, node: str) -> NodeSpec:
+    """What the renderers need for one lab node: the lab inventory plus the lab site."""
+    return from_inventory(lab_inventory(spec), node, lab_site(spec, node))
+
+
+def node_files(spec: LabSpec) -> list[RenderedFile]:
+    """Every service config file of every lab node (no launchd/systemd units: the lab runs
+    the processes itself). The one HAProxy comes with mac-studio-1, whose inventory entry
+    lists its ports."""
+    return [f for node in NODE_NAMES for f in render_node(node_spec(spec, node), services=False)]
 
 
 # --------------------------------------------------------------------------- etcd
 
 
+def etcd_yaml(spec: LabSpec, node: str) -> str:
+    return render_etcd.etcd_yaml(node_spec(spec, node))
+
+
 def etcd_argv(spec: LabSpec, node: str) -> list[str]:
-    """etcd 3.4 command line for one member (v3 API, zap logger to stderr)."""
-    ports = spec.node_ports(node)
-    cluster = ",".join(f"{n}=http://127.0.0.1:{spec.node_ports(n).etcd_peer}" for n in NODE_NAMES)
-    return [
-        spec.binaries.etcd,
-        "--name", node,
-        "--data-dir", str(spec.sub("etcd", node)),
-        "--listen-client-urls", f"http://127.0.0.1:{ports.etcd_client}",
-        "--advertise-client-urls", f"http://127.0.0.1:{ports.etcd_client}",
-        "--listen-peer-urls", f"http://127.0.0.1:{ports.etcd_peer}",
-        "--initial-advertise-peer-urls", f"http://127.0.0.1:{ports.etcd_peer}",
-        "--initial-cluster", cluster,
-        "--initial-cluster-state", "new",
-        "--initial-cluster-token", f"prontuario-lab-{spec.base_port}",
-        "--logger", "zap",
-        "--log-outputs", "stderr",
-    ]  # fmt: skip
+    """etcd 3.4 with its config file (``DIR/etcd/NODE.yml``)."""
+    return render_etcd.etcd_argv(node_spec(spec, node))
 
 
 # --------------------------------------------------------------------------- Patroni
 
 
 def patroni_config(spec: LabSpec, node: str) -> dict:
-    """The Patroni YAML for one Mac (as a dict): etcd3 DCS, the shared safety settings
-    (:mod:`prontuario_cli.engines`: sync mode, failsafe mode), pg_rewind, slots."""
-    t = spec.timings
-    ports = spec.node_ports(node)
-    parameters = dict(PG_SHARED)
-    parameters.update({"wal_log_hints": "on", "max_wal_size": "256MB", "logging_collector": "off"})
-    return {
-        "scope": spec.scope,
-        "namespace": "/service/",
-        "name": node,
-        "log": {"level": "INFO", "format": "%(asctime)s %(levelname)s: %(message)s"},
-        "restapi": {"listen": f"127.0.0.1:{ports.patroni}", "connect_address": f"127.0.0.1:{ports.patroni}"},
-        "etcd3": {"hosts": spec.etcd_hosts, "protocol": "http"},
-        "bootstrap": {
-            "dcs": patroni_dcs(t.ttl, t.loop_wait, t.retry_timeout, {"use_pg_rewind": True, "use_slots": True, "parameters": parameters}),
-            "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "no-sync"],
-        },
-        "postgresql": {
-            "listen": f"127.0.0.1:{ports.postgresql}",
-            "connect_address": f"127.0.0.1:{ports.postgresql}",
-            "data_dir": str(spec.pg_data(node)),
-            "bin_dir": spec.binaries.pg_bin,
-            "use_unix_socket": True,
-            "pgpass": str(spec.sub("pg", node, "pgpass")),
-            "authentication": {
-                "superuser": {"username": "postgres"},
-                "replication": {"username": REPLICATION_USER},
-                "rewind": {"username": "postgres"},
-            },
-            "parameters": {"unix_socket_directories": str(spec.pg_socket_dir(node))},
-            "pg_hba": PG_HBA,
-        },
-        "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False, "nosync": False},
-    }
+    return render_patroni.patroni_config(node_spec(spec, node))
 
 
 def patroni_yaml(spec: LabSpec, node: str) -> str:
-    return "# Rendered by 'prontuario lab up'; edits are overwritten.\n" + _yaml(patroni_config(spec, node))
+    return render_patroni.patroni_yaml(node_spec(spec, node))
 
 
 def patroni_argv(spec: LabSpec, node: str) -> list[str]:
-    return [spec.binaries.patroni, str(spec.sub("patroni", f"{node}.yml"))]
+    return render_patroni.patroni_argv(node_spec(spec, node))
 
 
 # --------------------------------------------------------------------------- HAProxy
 
 
 def haproxy_cfg(spec: LabSpec) -> str:
-    """HAProxy: write -> Patroni /primary, read -> /replica, cloud stand-in as a guarded backup.
-
-    The backup server's check hits the stand-in API, which answers 200 on /primary only
-    once the stand-in PostgreSQL has really been promoted (a healthy backup that is still
-    a replica would take writes during a Mac failover: split brain).
-    """
-    t = spec.timings
-    default_server = [f"inter {_seconds(t.inter_s)}"]
-    if t.fastinter_s:
-        default_server.append(f"fastinter {_seconds(t.fastinter_s)}")
-    if t.downinter_s:
-        default_server.append(f"downinter {_seconds(t.downinter_s)}")
-    default_server += [
-        f"fall {t.fall}",
-        f"rise {t.rise}",
-        "on-marked-down shutdown-sessions",
-        "on-marked-up shutdown-backup-sessions",
-    ]
-    # A read session may outlive its server's check (a replica is still a valid copy): only
-    # the write backend must cut sessions the moment a server is marked down.
-    read_server = [option for option in default_server if option != "on-marked-down shutdown-sessions"]
-    servers_write = []
-    servers_read = []
-    for node in MACS:
-        ports = spec.node_ports(node)
-        servers_write.append(f"    server {node} 127.0.0.1:{ports.postgresql} check port {ports.patroni}")
-        servers_read.append(f"    server {node} 127.0.0.1:{ports.postgresql} check port {ports.patroni}")
-    servers_write.append(
-        f"    server cloudsql 127.0.0.1:{spec.standin_pg_port} backup check port {spec.standin_api_port}"
-    )
-    lines = [
-        "# Rendered by 'prontuario lab up'; edits are overwritten.",
-        "global",
-        "    maxconn 512",
-        f"    stats socket {spec.haproxy_socket} mode 600 level admin",
-        "",
-        "defaults",
-        "    mode tcp",
-        "    retries 2",
-        "    option redispatch 1",
-        "    timeout connect 2s",
-        "    timeout client 30m",
-        "    timeout server 30m",
-        f"    timeout check {_seconds(t.timeout_s)}",
-        "",
-        "listen stats",
-        "    mode http",
-        f"    bind 127.0.0.1:{spec.haproxy_stats_port}",
-        "    stats enable",
-        "    stats uri /",
-        "    stats refresh 5s",
-        "",
-        "listen write",
-        f"    bind 127.0.0.1:{spec.haproxy_write_port}",
-        "    option httpchk",
-        "    http-check send meth GET uri /primary",
-        "    http-check expect status 200",
-        f"    default-server {' '.join(default_server)}",
-        *servers_write,
-        "",
-        # Reads go to the replicas; when none is healthy (one replica down, or its check
-        # failed on purpose by the daily health drill) they fall back to any node that
-        # takes read-only queries, the primary included: a lost replica costs no reads.
-        "frontend read_in",
-        f"    bind 127.0.0.1:{spec.haproxy_read_port}",
-        "    use_backend read if { nbsrv(read) gt 0 }",
-        "    default_backend read_any",
-        "",
-        "backend read",
-        "    balance roundrobin",
-        "    option httpchk",
-        "    http-check send meth GET uri /replica",
-        "    http-check expect status 200",
-        f"    default-server {' '.join(read_server)}",
-        *servers_read,
-        "",
-        "backend read_any",
-        "    balance roundrobin",
-        "    option httpchk",
-        "    http-check send meth GET uri /read-only",
-        "    http-check expect status 200",
-        f"    default-server {' '.join(read_server)}",
-        *servers_read,
-        "",
-    ]
-    return "\n".join(lines)
+    return render_haproxy.haproxy_cfg(node_spec(spec, MACS[0]))
 
 
 def haproxy_argv(spec: LabSpec, check_only: bool = False) -> list[str]:
     """Foreground (-db), so the recorded PID is HAProxy's own; ``-c`` only validates."""
-    cfg = str(spec.sub("haproxy", "haproxy.cfg"))
-    return [spec.binaries.haproxy, "-c", "-f", cfg] if check_only else [spec.binaries.haproxy, "-db", "-f", cfg]
+    return render_haproxy.haproxy_argv(node_spec(spec, MACS[0]), check_only)
 
 
 # --------------------------------------------------------------------------- Redis and Sentinel
 
 
 def redis_conf(spec: LabSpec, node: str) -> str:
-    """Primary on mac-studio-1, replica of it on mac-studio-2; no persistence (a lab)."""
-    ports = spec.node_ports(node)
-    lines = [
-        "# Rendered by 'prontuario lab up' on a fresh lab; Sentinel may rewrite it.",
-        "bind 127.0.0.1",
-        f"port {ports.redis}",
-        "protected-mode no",
-        "daemonize no",
-        'logfile ""',
-        f"dir {spec.sub('redis', node)}",
-        'save ""',
-        "appendonly no",
-        "repl-diskless-sync yes",
-        "repl-diskless-sync-delay 0",
-    ]
-    if node != MACS[0]:
-        lines.append(f"replicaof 127.0.0.1 {spec.node_ports(MACS[0]).redis}")
-    return "\n".join(lines) + "\n"
+    return render_redis.redis_conf(node_spec(spec, node))
 
 
 def sentinel_conf(spec: LabSpec, node: str) -> str:
-    ports = spec.node_ports(node)
-    name = spec.redis_master
-    primary = spec.node_ports(MACS[0]).redis
-    lines = [
-        "# Rendered by 'prontuario lab up' on a fresh lab; Sentinel rewrites it.",
-        "bind 127.0.0.1",
-        f"port {ports.sentinel}",
-        "protected-mode no",
-        "daemonize no",
-        'logfile ""',
-        f"dir {spec.sub('sentinel', node)}",
-        f"sentinel monitor {name} 127.0.0.1 {primary} 2",
-        f"sentinel down-after-milliseconds {name} {spec.timings.sentinel_down_after_ms}",
-        f"sentinel failover-timeout {name} 30000",
-        f"sentinel parallel-syncs {name} 1",
-    ]
-    return "\n".join(lines) + "\n"
+    return render_redis.sentinel_conf(node_spec(spec, node))
 
 
 def redis_argv(spec: LabSpec, node: str) -> list[str]:
-    return [spec.binaries.redis_server, str(spec.sub("redis", node, "redis.conf"))]
+    return render_redis.redis_argv(node_spec(spec, node))
 
 
 def sentinel_argv(spec: LabSpec, node: str) -> list[str]:
-    return [spec.binaries.redis_sentinel, str(spec.sub("sentinel", node, "sentinel.conf"))]
+    return render_redis.sentinel_argv(node_spec(spec, node))
 
 
 # --------------------------------------------------------------------------- cloud stand-in
@@ -294,6 +196,11 @@ def standin_pg_conf(spec: LabSpec) -> str:
     ]
     lines += [f"{k} = {_pg_value(v)}" for k, v in PG_SHARED.items()]
     return "\n".join(lines) + "\n"
+
+
+def standin_pg_hba(spec: LabSpec) -> str:
+    """The stand-in's pg_hba.conf: the same lines as the Macs'."""
+    return "\n".join(render_patroni.pg_hba(node_spec(spec, MACS[0]))) + "\n"
 
 
 def standin_primary_conninfo(spec: LabSpec) -> str:
@@ -386,6 +293,8 @@ def cluster_yaml(spec: LabSpec) -> str:
         }
         if serve_ports:
             entry["models_dir"] = str(spec.store_dir(node))
+        if node in MACS:  # each Mac's documents (docs sync pushes the leader's to the other)
+            entry["docs_dir"] = str(spec.sub("docs", node))
         nodes.append(entry)
     health = {"interval_s": t.inter_s, "timeout_s": t.timeout_s, "fall": t.fall, "rise": t.rise}
     if t.fastinter_s:

@@ -121,14 +121,8 @@ def prepare(spec: LabSpec, fresh: bool, say: Say) -> None:
     for node in NODE_NAMES:
         (spec.sub("etcd", node)).mkdir(parents=True, exist_ok=True, mode=0o700)
         spec.sub("sentinel", node).mkdir(parents=True, exist_ok=True)
-        sentinel_conf = spec.sub("sentinel", node, "sentinel.conf")
-        if not sentinel_conf.exists():  # Sentinel rewrites it with what it learns: keep it on restart
-            _write(sentinel_conf, config.sentinel_conf(spec, node), 0o644)
     for node in MACS:
         spec.sub("redis", node).mkdir(parents=True, exist_ok=True)
-        redis_conf = spec.sub("redis", node, "redis.conf")
-        if not redis_conf.exists():
-            _write(redis_conf, config.redis_conf(spec, node), 0o644)
         pg_dir = spec.sub("pg", node)
         pg_dir.mkdir(parents=True, exist_ok=True)
         _own(pg_dir, 0o755)
@@ -136,11 +130,15 @@ def prepare(spec: LabSpec, fresh: bool, say: Say) -> None:
             path = pg_dir / sub
             path.mkdir(exist_ok=True)
             _own(path, mode)
-        _write(spec.sub("patroni", f"{node}.yml"), config.patroni_yaml(spec, node), 0o600, postgres=True)
-    _write(spec.sub("haproxy", "haproxy.cfg"), config.haproxy_cfg(spec), 0o600)
+    # The same files bootstrap writes on the Macs and the witness (prontuario_cli.render).
+    for rendered in config.node_files(spec):
+        path = Path(rendered.path)
+        if rendered.initial_only and path.exists():  # Sentinel rewrites it with what it learns: keep it on restart
+            continue
+        _write(path, rendered.content, rendered.mode, postgres=rendered.owner == "postgres")
     _write(spec.sub("cloudsql", "standin.json"), config.standin_api_config(spec), 0o600)
     _write(spec.sub("cloudsql", "postgresql.conf"), config.standin_pg_conf(spec), 0o644)
-    _write(spec.sub("cloudsql", "pg_hba.conf"), "\n".join(config.PG_HBA) + "\n", 0o644)
+    _write(spec.sub("cloudsql", "pg_hba.conf"), config.standin_pg_hba(spec), 0o644)
     _write(spec.sub("cloudsql", "pg_ident.conf"), "", 0o644)
     _write(spec.inventory_path, config.cluster_yaml(spec), 0o644)
     spec.save()

@@ -2,7 +2,7 @@
 
 Runs on the target node (``prontuario models receive``, started there by ``models sync``).
 
-0. This node's rsync is checked (3.1 or later, not openrsync).
+0. This node's rsync is checked (3.1 or later, not openrsync: ``connect/rsync.py``).
 1. If the version is already here and verifies: activate it; nothing moves.
 2. Stage ``NAME/.staging/VERSION/`` (kept across runs: an interrupted sync resumes). Every
    file this node already holds in a version that verifies, with the same sha256, is
@@ -18,21 +18,20 @@ Runs on the target node (``prontuario models receive``, started there by ``model
 from __future__ import annotations
 
 import os
-import re
-import shlex
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from prontuario_cli.errors import ConfigError, IntegrityError, OperationFailed
+from prontuario_cli.connect.rsync import check_rsync, host_key_refused, ssh_transport
+from prontuario_cli.connect.rsync import stat_number as _stat_number
+from prontuario_cli.errors import IntegrityError, OperationFailed
 from prontuario_cli.models.manifest import Manifest
 from prontuario_cli.models.store import Store
 from prontuario_cli.models.verify import verify_directory
 
 PARTIAL_DIR = ".rsync-partial"
 OLD_MTIME = 1  # a basis copy's mtime: never equal to the source's
-MIN_RSYNC = (3, 1)
 
 
 @dataclass(frozen=True)
@@ -49,13 +48,7 @@ class Peer:
     accept_new: bool = False
 
     def ssh_command(self) -> str:
-        policy = "accept-new" if self.accept_new else "yes"
-        # AES-GCM first: the ssh client's CPU halves (hardware AES on x86 and Apple Silicon).
-        return shlex.join([
-            "ssh", "-i", self.key, "-p", str(self.port), "-c", "aes128-gcm@openssh.com,chacha20-poly1305@openssh.com",
-            "-o", f"UserKnownHostsFile={self.known_hosts}",
-            "-o", f"StrictHostKeyChecking={policy}", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
-        ])  # fmt: skip
+        return ssh_transport(self.key, self.port, self.known_hosts, accept_new=self.accept_new)
 
 
 @dataclass(frozen=True)
@@ -123,33 +116,6 @@ class EarlyHash:
             self.cache.remember(path, after, digest)
 
 
-def rsync_version(text: str) -> tuple[int, int, int] | None:
-    """``rsync  version 3.2.7  protocol version 31`` -> (3, 2, 7); None for openrsync or garbage."""
-    if "openrsync" in text:
-        return None
-    found = re.search(r"rsync\s+version\s+v?(\d+)\.(\d+)\.(\d+)", text)
-    return tuple(int(x) for x in found.groups()) if found else None  # type: ignore[return-value]
-
-
-def check_rsync(text: str, where: str) -> str:
-    """Refuse an rsync prontuario does not support; its version otherwise."""
-    version = rsync_version(text)
-    if version is None:
-        first = (text.strip().splitlines() or ["nothing"])[0][:120]
-        raise ConfigError(
-            f"{where}: unsupported rsync ({first}): macOS's /usr/bin/rsync is openrsync, which lacks --partial-dir",
-            hint="install rsync 3.x (brew install rsync) and set models.rsync to it",
-        )
-    if version[:2] < MIN_RSYNC:
-        raise ConfigError(f"{where}: rsync {'.'.join(map(str, version))} is older than {'.'.join(map(str, MIN_RSYNC))}", hint="install rsync 3.x")
-    return ".".join(map(str, version))
-
-
-def _stat_number(text: str, label: str) -> int:
-    found = re.search(rf"^{re.escape(label)}:\s*([\d,.]+)", text, re.MULTILINE)
-    return int(re.sub(r"[,.]", "", found.group(1))) if found else 0
-
-
 def receive(store: Store, manifest: Manifest, peer: Peer, *, rsync: str = "rsync", timeout_s: float = 3600.0, say=None) -> Received:
     from prontuario_cli.cluster.nodes import run_local
 
@@ -183,7 +149,7 @@ def receive(store: Store, manifest: Manifest, peer: Peer, *, rsync: str = "rsync
         rsync_s = time.monotonic() - t0
         if result.exit_status != 0:
             tail = " | ".join(result.stderr.strip().splitlines()[-3:])[:400]
-            if "Host key verification failed" in result.stderr or "REMOTE HOST IDENTIFICATION HAS CHANGED" in result.stderr:
+            if host_key_refused(result.stderr):
                 raise IntegrityError(f"rsync from {peer.host}:{peer.port}: the host key does not match {peer.known_hosts}: refused", hint="check the host; never just delete the line")
             raise OperationFailed(f"rsync from {peer.host}:{peer.port} exited {result.exit_status}: {tail}", hint="run the sync again: it resumes where it stopped")
         received = _stat_number(result.stdout, "Total bytes received")

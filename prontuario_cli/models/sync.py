@@ -69,7 +69,7 @@ def plan(inventory: Inventory, name: str, source: Node, target: Node) -> list[st
 
 def sync(inventory: Inventory, name: str, source: Node, target: Node, *, accept_new: bool = False, say: Callable[[str], None] | None = None) -> SyncReport:
     from prontuario_cli.cluster.nodes import node_access
-    from prontuario_cli.models.receive import check_rsync
+    from prontuario_cli.connect.rsync import check_rsync
 
     say = say or (lambda text: None)
     if source.name == target.name:

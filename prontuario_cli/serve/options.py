@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-KINDS = ("llm", "stt", "face")
+
 RUNTIME = {"llm": "mlx-lm", "stt": "mlx-whisper", "face": "onnxruntime"}
-PORT_FIELD = {"llm": "medgemma", "stt": "whisper", "face": "facenet"}  # inventory nodes[].ports
 DEFAULT_PORT = {"llm": 8080, "stt": 8081, "face": 8082}
 DEFAULT_QUEUE = {"llm": 8, "stt": 4, "face": 16}
 DEFAULT_MAX_BYTES = {"llm": 1 << 20, "stt": 25 << 20, "face": 8 << 20}  # OpenAI's audio limit is 25 MB

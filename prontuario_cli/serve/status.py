@@ -16,7 +16,7 @@ from typing import Any
 from prontuario_cli.errors import ExitCode, ProntuarioError
 from prontuario_cli.inventory import Inventory, Node
 from prontuario_cli.report import Status, Table, human_bytes
-from prontuario_cli.serve.options import KINDS, PORT_FIELD
+from prontuario_cli.render.apps import KINDS, PORT_FIELD
 
 TIMEOUT_S = 2.0
 

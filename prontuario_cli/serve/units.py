@@ -8,31 +8,16 @@ from pathlib import Path
 from prontuario_cli.errors import UsageError
 from prontuario_cli.inventory import Inventory, Node
 from prontuario_cli.report import Table
-from prontuario_cli.serve.options import KINDS, PORT_FIELD
 from prontuario_cli.services import Service, check_plist, plist_text, systemd_unit
 
-DESCRIPTION = {"llm": "MedGemma (mlx-lm, pinned)", "stt": "Whisper (mlx-whisper)", "face": "FaceNet (onnxruntime)"}
 DEFAULT_DIR = {"macos": "/Library/LaunchDaemons", "debian": "/etc/systemd/system"}
 
 
 def services_of(inventory: Inventory, node: Node) -> list[tuple[str, Service]]:
-    """(kind, Service) for every server the inventory gives this node a port for."""
-    from prontuario_cli.models.nodes import store_of
+    """(kind, Service) for every server the inventory gives this node a port for (the shared renderer's)."""
+    from prontuario_cli.render.apps import server_services
 
-    serve = inventory.serve
-    out = []
-    for kind in KINDS:
-        port = getattr(node.ports, PORT_FIELD[kind])
-        if not port:
-            continue
-        model = getattr(serve, kind)
-        log = str(Path(serve.log_dir) / f"serve-{kind}.log")
-        argv = (inventory.models.prontuario, "serve", kind, "--store", store_of(inventory, node), "--model", model,
-                "--host", serve.host, "--port", str(port), "--log", log)
-        env = {"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-        out.append((kind, Service(f"serve-{kind}", f"prontuario {DESCRIPTION[kind]} server", argv,
-                                  str(Path(serve.log_dir) / f"serve-{kind}.supervisor.log"), serve.user, env)))
-    return out
+    return server_services(inventory, node)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ JSON keys (stable)::
     etcd          healthy [members], unhealthy {member: why}, total
     cloud         state, timeline, reachable
     fallback      active, since, instance, reason
+    docs          leader, source, target (the direction), last_sync_at, last_sync_age_s, last_error
     drill         cadence, last_run, verdict, run_id, rto_s, due_unit, due_by, overdue
     audit         log, entries, intact, problems
     source        source (a source that failed or did not answer in time)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from prontuario_cli.status.audit_chain import audit_rows
 from prontuario_cli.status.cluster import replication_rows
+from prontuario_cli.status.docs import docs_rows
 from prontuario_cli.status.drills import drill_rows
 from prontuario_cli.status.fallback import fallback_rows
 from prontuario_cli.status.models import models_rows
@@ -21,6 +22,7 @@ SOURCES: tuple[Source, ...] = (
     Source("replication", replication_rows),  # nodes, PostgreSQL, etcd, Redis, Sentinels, HAProxy, cloud replica
     Source("fallback", fallback_rows),  # the emergency-mode flag
     Source("models", models_rows),  # per model: the version each Mac serves, agreement, damage
+    Source("docs", docs_rows),  # document storage: the leader's push to the other Mac, its age
     Source("drills", drill_rows),  # last run and next due, per drill kind
     Source("audit", audit_rows),  # the audit log's hash chain
 )

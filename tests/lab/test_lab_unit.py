@@ -182,7 +182,8 @@ def test_haproxy_config_is_valid_and_routes_by_patroni(tmp_path, profile):
     for node in MACS:
         assert f"check port {spec.node_ports(node).patroni}" in text
     t = PROFILES[profile]
-    seconds = config._seconds
+    from prontuario_cli.render.common import seconds
+
     assert f"default-server inter {seconds(t.inter_s)} fastinter {seconds(t.fastinter_s)} downinter {seconds(t.downinter_s)} fall {t.fall} rise {t.rise}" in text
     assert f"timeout check {seconds(t.timeout_s)}" in text
     if profile == "seed":
