@@ -16,7 +16,9 @@ from tests.test_cli import walk_commands
 # Arguments some read commands need; None: not a report. "lab logs" prints a log file itself,
 # and "serve llm|stt|face" are servers that run in the foreground until stopped (tested in
 # tests/serve, each started as a real process).
-EXTRA_ARGS = {("lab", "logs"): None, ("serve", "llm"): None, ("serve", "stt"): None, ("serve", "face"): None}
+# None: not a read command of a lab (the servers run; bootstrap facts needs an sshd on the
+# node: it is tested against the loopback sshd in tests/bootstrap).
+EXTRA_ARGS = {("lab", "logs"): None, ("serve", "llm"): None, ("serve", "stt"): None, ("serve", "face"): None, ("bootstrap", "facts"): None}
 
 
 def read_commands() -> list[tuple[str, ...]]:

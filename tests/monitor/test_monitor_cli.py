@@ -135,12 +135,6 @@ def test_help_has_examples():
     assert "Example:" in run("monitor", "rules", "--help").out
 
 
-def test_monitor_is_no_longer_a_placeholder():
-    from prontuario_cli.cli import later
-
-    assert "monitor" not in later.GROUPS
-
-
 def test_the_installed_command_renders_a_manifest(tmp_path):
     result = run_process("-i", INV, "monitor", "rules", "--kind", "prometheusrule")
     assert result.code == 0, result.err
