@@ -130,6 +130,25 @@ class CloudData:
 
 
 @dataclass(frozen=True)
+class CloudReplication:
+    """How the Cloud SQL replica follows the Macs: logical decoding with pglogical.
+
+    Cloud SQL replicates from an external server through a *source representation
+    instance* (the external server's host and port, held in Cloud SQL) and a pglogical
+    subscription. ``source``: the host:port it points at, the address that follows the
+    Patroni leader (HAProxy's write frontend). ``slot``: the subscription's logical slot on
+    the Macs (pglogical names it ``pgl_<subscriber database>_<provider node>_<subscription>``);
+    Patroni keeps it as a permanent slot on both Macs so the subscription survives a
+    failover. ``provider_node`` and ``subscription``: the pglogical names on each side.
+    """
+
+    source: str | None = None
+    slot: str = "pgl_prontuario_onprem_cloudsql"
+    provider_node: str = "onprem"
+    subscription: str = "cloudsql"
+
+
+@dataclass(frozen=True)
 class Cloud:
     """The emergency-only Cloud SQL fallback."""
 
@@ -150,6 +169,7 @@ class Cloud:
     # Run (without a shell) on promote and failback, the event as JSON on stdin: an argv
     # list, or a command string split like a shell would.
     notify_command: tuple[str, ...] | str | None = None
+    replication: CloudReplication = CloudReplication()
 
 
 @dataclass(frozen=True)
