@@ -8,6 +8,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VENV=${PRONTUARIO_VENV:-/opt/prontuario/venv}
 APT_PACKAGES=(
   postgresql-15 postgresql-client-15      # the database Patroni manages
+  postgresql-15-pglogical                 # logical decoding the Cloud SQL replica subscribes through
   etcd-server etcd-client                 # 3-member DCS: one per Mac + the witness
   haproxy                                 # write/read frontends routed by Patroni's REST API
   redis-server redis-sentinel             # Redis primary/replica + 3 Sentinels

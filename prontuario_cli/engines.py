@@ -17,21 +17,38 @@ Patroni's dynamic configuration (``bootstrap.dcs``, later ``patronictl edit-conf
   no failover can happen while etcd has no quorum.
 - ``ttl`` / ``loop_wait`` / ``retry_timeout``: how fast a lost leader is noticed;
   Patroni requires ``loop_wait + 2 × retry_timeout ≤ ttl``.
+- ``slots``: permanent replication slots. The Cloud SQL replica subscribes with
+  pglogical through a logical slot; Patroni creates it on the primary and copies and
+  advances it on the replica, so the subscription finds it on whichever Mac leads
+  after a failover.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+# pglogical's output plugin: the plugin of the slot its subscriptions stream from.
+PGLOGICAL_PLUGIN = "pglogical_output"
 SAFETY = {"synchronous_mode": True, "failsafe_mode": True}
 MAXIMUM_LAG_ON_FAILOVER = 1048576  # bytes: a replica further behind is never promoted
 
 
-def patroni_dcs(ttl: int, loop_wait: int, retry_timeout: int, postgresql: dict[str, Any]) -> dict[str, Any]:
+def logical_slot(database: str) -> dict[str, str]:
+    """A permanent slot for a pglogical subscription to ``database``.
+
+    Patroni copies a logical slot to a replica only when type, database and plugin all
+    match what it was told, so the plugin must be pglogical's own.
+    """
+    return {"type": "logical", "database": database, "plugin": PGLOGICAL_PLUGIN}
+
+
+def patroni_dcs(
+    ttl: int, loop_wait: int, retry_timeout: int, postgresql: dict[str, Any], slots: dict[str, dict[str, str]] | None = None
+) -> dict[str, Any]:
     """Patroni's ``bootstrap.dcs`` section (the cluster-wide dynamic configuration)."""
     if loop_wait + 2 * retry_timeout > ttl:
         raise ValueError(f"Patroni needs loop_wait + 2 x retry_timeout <= ttl (got {loop_wait} + 2 x {retry_timeout} > {ttl})")
-    return {
+    dcs: dict[str, Any] = {
         "ttl": ttl,
         "loop_wait": loop_wait,
         "retry_timeout": retry_timeout,
@@ -39,3 +56,6 @@ def patroni_dcs(ttl: int, loop_wait: int, retry_timeout: int, postgresql: dict[s
         **SAFETY,
         "postgresql": postgresql,
     }
+    if slots:
+        dcs["slots"] = slots
+    return dcs

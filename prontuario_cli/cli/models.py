@@ -437,10 +437,14 @@ def receive(
     rsync: str = typer.Option("rsync", "--rsync"),
     timeout: float = typer.Option(3600.0, "--timeout"),
     accept_new: bool = typer.Option(False, "--accept-new"),
+    wait_go: bool = typer.Option(False, "--wait-go", help="Wait for a 'go' line on stdin first (end of file: stop, change nothing)."),
     yes: bool = typer.Option(False, "--yes", "-y"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be received; change nothing."),
 ) -> None:
     """The receiving Mac's half of 'models sync' (started there by it): pull with rsync, verify, activate.
+
+    With --wait-go it starts at once and waits for 'models sync' to say the source
+    verified: anything but a 'go' line ends it with nothing changed (exit 12).
 
     Example: prontuario models receive tiny --manifest models/tiny.yaml --store /opt/prontuario/models --from-host 10.0.0.11 --from-user prontuario --from-path /opt/prontuario/models/tiny/3f9a1c2b7d4e --key ~/.ssh/id_ed25519 --known-hosts ~/.ssh/known_hosts --dry-run
     """
@@ -456,6 +460,10 @@ def receive(
         with audited("models receive", {"name": name, "version": m.version, "from": f"{from_host}:{from_port}", "store": str(store)}, dry_run=True):
             emit(Message(f"would pull {name} {m.version} from {from_user}@{from_host}:{from_path} with rsync into {store}, verify and activate it"))
         return
+    if wait_go and get_env().stdin.readline().strip() != "go":
+        from prontuario_cli.errors import AbortedError
+
+        raise AbortedError(f"receive {name} {m.version}: stopped before anything changed (the source did not verify)")
     confirm(f"receive {name} {m.version} from {from_host} into {store}?", yes=yes)
     peer = Peer(from_user, from_host, from_port, from_path, key, known_hosts, rsync, accept_new)
     with audited("models receive", {"name": name, "version": m.version, "from": f"{from_host}:{from_port}", "store": str(store)}) as details:

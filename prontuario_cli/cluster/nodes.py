@@ -37,13 +37,39 @@ Output = Callable[[str, str], None]  # (stream "stdout" | "stderr", one line wit
 Command = str | Sequence[str]
 
 
+class Gate:
+    """Lets a command started early go on (``go``) or stop (``stop``), through its stdin.
+
+    The command reads one line: ``go`` when :meth:`go` is called, end of file when
+    :meth:`stop` is (or the caller dies). ``models sync`` starts the receive on the target
+    while the source still verifies, and opens the gate only once it did.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self._decided = threading.Event()
+        self._go = False
+
+    def go(self) -> None:
+        self._go = True
+        self._decided.set()
+
+    def stop(self) -> None:
+        self._decided.set()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """True to go on; False to stop (also when nothing was decided within ``timeout_s``)."""
+        return self._decided.wait(timeout_s) and self._go
+
+
 class NodeAccess(Protocol):
     where: str  # "lab /path" or "ssh"
     is_lab: bool
 
     def act(self, node: str, service: str, action: str) -> str: ...
 
-    def run(self, node: str, command: Command, *, timeout_s: float, on_output: Output | None = None) -> CommandResult: ...
+    def run(self, node: str, command: Command, *, timeout_s: float, on_output: Output | None = None, gate: Gate | None = None) -> CommandResult: ...
 
     def pg_tool(self, name: str) -> str: ...
 
@@ -126,27 +152,32 @@ class LabNodes:
             return f"stopped {name}"
         return f"started {name} (pid {lab.start(name)})"
 
-    def run(self, node: str, command: Command, *, timeout_s: float, on_output: Output | None = None) -> CommandResult:
+    def run(self, node: str, command: Command, *, timeout_s: float, on_output: Output | None = None, gate: Gate | None = None) -> CommandResult:
         """Run ``command`` here (every lab node is this machine): a string through ``sh -c``."""
         argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
-        return run_local(argv, timeout_s=timeout_s, on_output=on_output, where=f"{node} (lab)")
+        return run_local(argv, timeout_s=timeout_s, on_output=on_output, where=f"{node} (lab)", gate=gate)
 
     def pg_tool(self, name: str) -> str:
         return _postgres_pg_tool(name, [Path(self.lab.spec.binaries.pg_bin) / name])
 
     def rebuild_cloud_replica(self) -> str | None:
         self.lab.rebuild_standin()
-        return "stand-in cloned again from the Macs"
+        return "stand-in made again and subscribed to the Macs (pglogical)"
 
 
-def run_local(argv: Sequence[str], *, timeout_s: float, on_output: Output | None = None, where: str = "here") -> CommandResult:
-    """Run ``argv`` on this machine, bounded by ``timeout_s`` (then killed), output streamed."""
+def run_local(argv: Sequence[str], *, timeout_s: float, on_output: Output | None = None, where: str = "here", gate: Gate | None = None) -> CommandResult:
+    """Run ``argv`` on this machine, bounded by ``timeout_s`` (then killed), output streamed.
+
+    With a ``gate`` the command's stdin gets ``go`` once the gate opens, end of file if it
+    is stopped; without one, stdin is empty.
+    """
     import subprocess
     import threading
 
     started = time.monotonic()
     try:
-        child = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        child = subprocess.Popen(list(argv), stdin=subprocess.PIPE if gate else subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, start_new_session=True)
     except OSError as exc:
         raise OperationFailed(f"{where}: cannot run {argv[0]}: {exc.strerror or exc}") from None
     captured: dict[str, list[str]] = {"stdout": [], "stderr": []}
@@ -161,6 +192,8 @@ def run_local(argv: Sequence[str], *, timeout_s: float, on_output: Output | None
 
     pumps = [threading.Thread(target=pump, args=(child.stdout, "stdout"), daemon=True),
              threading.Thread(target=pump, args=(child.stderr, "stderr"), daemon=True)]
+    if gate is not None:
+        pumps.append(threading.Thread(target=_feed_gate, args=(gate, child.stdin.write, child.stdin.close, timeout_s), daemon=True))
     for thread in pumps:
         thread.start()
     try:
@@ -181,6 +214,20 @@ def run_local(argv: Sequence[str], *, timeout_s: float, on_output: Output | None
     for thread in pumps:
         thread.join(timeout=5)
     return CommandResult(status, "\n".join(captured["stdout"]), "\n".join(captured["stderr"]), round(time.monotonic() - started, 3))
+
+
+def _feed_gate(gate: Gate, write: Callable[[bytes], object], close: Callable[[], object], timeout_s: float) -> None:
+    """Write ``go`` to a gated command's stdin when the gate opens; close it either way."""
+    try:
+        if gate.wait(timeout_s):
+            write(b"go\n")
+    except (OSError, ValueError):
+        pass  # the command already ended
+    finally:
+        try:
+            close()
+        except (OSError, ValueError):
+            pass
 
 
 # --------------------------------------------------------------------------- real nodes over SSH
@@ -218,11 +265,14 @@ class SSHNodes:
             raise OperationFailed(f"{node}: {service} {action} exited {result.exit_status}: {result.stderr.strip()[:200]}")
         return result.stdout.strip()[:200] or f"{service} {action} done"
 
-    def run(self, node: str, command: Command, *, timeout_s: float, on_output: Output | None = None) -> CommandResult:
+    def run(self, node: str, command: Command, *, timeout_s: float, on_output: Output | None = None, gate: Gate | None = None) -> CommandResult:
         from prontuario_cli.connect.ssh import run_command
 
         text = command if isinstance(command, str) else shlex.join(command)
-        return run_command(self.inventory.node(node), text, timeout_s=timeout_s, on_output=on_output)
+        feed = None
+        if gate is not None:
+            feed = lambda send, close: _feed_gate(gate, send, close, timeout_s)  # noqa: E731 -- the channel is the connector's
+        return run_command(self.inventory.node(node), text, timeout_s=timeout_s, on_output=on_output, feed=feed)
 
     def pg_tool(self, name: str) -> str:
         return _postgres_pg_tool(name)

@@ -143,11 +143,13 @@ def _open_channel(node, deadline: float):
     raise AssertionError("unreachable")
 
 
-def run_command(node, command: str, *, timeout_s: float = 60.0, on_output=None) -> CommandResult:
+def run_command(node, command: str, *, timeout_s: float = 60.0, on_output=None, feed=None) -> CommandResult:
     """Run ``command`` on ``node``; bounded by ``timeout_s`` end to end.
 
     ``on_output(stream, line)`` (stream ``"stdout"`` or ``"stderr"``) is called for each
-    complete line as it arrives, so a long command (rsync) shows progress.
+    complete line as it arrives, so a long command (rsync) shows progress. ``feed(send,
+    close)``, when given, runs in its own thread to write the command's stdin (``send``
+    bytes, then ``close`` it); without it stdin is closed at once.
     """
     import paramiko
 
@@ -174,6 +176,10 @@ def run_command(node, command: str, *, timeout_s: float = 60.0, on_output=None) 
     try:
         channel.settimeout(max(0.1, deadline - time.monotonic()))
         channel.exec_command(command)
+        if feed is None:
+            channel.shutdown_write()
+        else:
+            threading.Thread(target=feed, args=(channel.sendall, channel.shutdown_write), daemon=True, name="ssh-stdin").start()
         while True:
             if time.monotonic() > deadline:
                 raise TimedOut(f"{where}: command did not finish within {timeout_s:g} s")

@@ -204,7 +204,7 @@ class CloudDrill:
 
         with open_session(self.inv, self.instance, time.monotonic() + 10) as session:
             if read_lag(session).in_recovery:
-                raise StepFailed(f"{self.instance} is still in recovery")
+                raise StepFailed(f"{self.instance} still follows the Macs (in recovery, or subscribed): not promoted")
         return "primary"
 
     # ------------------------------------------------------------------ rollback

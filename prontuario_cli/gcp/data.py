@@ -79,7 +79,8 @@ def open_session(inventory: Inventory, instance: str, deadline: float, *, privat
 # --------------------------------------------------------------------------- facts
 
 LAG_SQL = """
-SELECT pg_is_in_recovery() AS in_recovery,
+SELECT pg_is_in_recovery() AS pg_in_recovery,
+       to_regclass('pglogical.subscription') IS NOT NULL AS has_pglogical,
        pg_last_wal_receive_lsn()::text AS receive_lsn,
        pg_last_wal_replay_lsn()::text AS replay_lsn,
        COALESCE(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::bigint AS replay_behind_bytes,
@@ -87,15 +88,29 @@ SELECT pg_is_in_recovery() AS in_recovery,
        extract(epoch FROM clock_timestamp())::float8 AS server_epoch,
        (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS receiver_status
 """
+# A Cloud SQL replica of an external server subscribes with pglogical: it is read-write
+# all along, and a replica exactly as long as it holds a subscription (promoteReplica
+# removes it). Its last applied commit keeps the source's commit time when the
+# instance tracks commit timestamps (track_commit_timestamp); otherwise the lag is unknown.
+SUBSCRIPTION_SQL = """
+SELECT (SELECT count(*) FROM pglogical.subscription) AS subscriptions,
+       (SELECT string_agg(status, ',' ORDER BY status) FROM pglogical.show_subscription_status()) AS status,
+       CASE WHEN current_setting('track_commit_timestamp')::bool
+            THEN extract(epoch FROM (SELECT timestamp FROM pg_last_committed_xact()))::float8 END AS last_apply_epoch
+"""
 
 
 @dataclass(frozen=True)
 class ReplicaLag:
     """The replica's position, read on the replica itself.
 
-    ``lag_s`` is the server's clock minus its last replayed commit (it grows while
-    the Macs are down, and on an idle primary). ``replay_behind_bytes`` is WAL
-    received but not yet replayed (a promotion replays it first: not lost).
+    ``in_recovery``: the instance still follows the Macs — a physical standby in
+    recovery, or a logical (pglogical) subscriber holding its subscription; False once
+    promoted. ``receiver_status``: the WAL receiver's status, or for a subscriber its
+    subscription's (``replicating``, ``down`` …). ``lag_s`` is the server's clock minus
+    its last replayed commit (it grows while the Macs are down, and on an idle
+    primary). ``replay_behind_bytes`` is WAL received but not yet replayed (a promotion
+    replays it first: not lost).
     """
 
     in_recovery: bool
@@ -106,6 +121,12 @@ class ReplicaLag:
     server_epoch: float
     receiver_status: str | None
     measured_at: float  # local Unix time of the measurement
+    logical: bool = False  # follows through a pglogical subscription
+
+    @property
+    def streaming(self) -> bool:
+        """Following the Macs right now (WAL streaming, or the subscription replicating)."""
+        return self.in_recovery and self.receiver_status in ("streaming", "replicating")
 
     @property
     def lag_s(self) -> float | None:
@@ -130,15 +151,23 @@ class ReplicaLag:
 
 def read_lag(session: Session) -> ReplicaLag:
     row = session.execute(LAG_SQL)[0]
+    in_recovery = bool(row["pg_in_recovery"])
+    last_replay, receiver, logical = row.get("last_replay_epoch"), row.get("receiver_status"), False
+    if not in_recovery and row.get("has_pglogical"):
+        sub = session.execute(SUBSCRIPTION_SQL)[0]
+        if int(sub["subscriptions"] or 0):
+            in_recovery, logical = True, True
+            receiver, last_replay = sub.get("status"), sub.get("last_apply_epoch")
     return ReplicaLag(
-        in_recovery=bool(row["in_recovery"]),
+        in_recovery=in_recovery,
         receive_lsn=row.get("receive_lsn"),
         replay_lsn=row.get("replay_lsn"),
         replay_behind_bytes=int(row.get("replay_behind_bytes") or 0),
-        last_replay_epoch=float(row["last_replay_epoch"]) if row.get("last_replay_epoch") is not None else None,
+        last_replay_epoch=float(last_replay) if last_replay is not None else None,
         server_epoch=float(row["server_epoch"]),
-        receiver_status=row.get("receiver_status"),
+        receiver_status=receiver,
         measured_at=time.time(),
+        logical=logical,
     )
 
 
@@ -175,6 +204,9 @@ SELECT n.nspname AS schema, c.relname AS name
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg_toast%%' AND n.nspname NOT LIKE 'pg_temp%%'
+  -- an extension's own tables (pglogical's catalog on a logical replica): pg_dump
+  -- recreates the extension, not their rows, so they are not the data being copied
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
 ORDER BY 1, 2
 """
 

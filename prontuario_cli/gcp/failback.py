@@ -215,10 +215,13 @@ class Failback(CloudRunbook):
             return f"{self.instance}: {info.state}, {info.instance_type}"
         if info.is_replica:
             raise RefusedError(f"{self.instance} is a read replica ({info.instance_type}): it was not promoted, nothing to fail back")
+        from prontuario_cli.gcp.data import read_lag
+
         with self._cloud_session() as session:
-            row = session.execute("SELECT pg_is_in_recovery() AS r, current_database() AS db")[0]
-        if row["r"]:
-            raise RefusedError(f"{self.instance}'s database is still in recovery: it was not promoted")
+            lag = read_lag(session)  # a logical subscriber is read-write: its subscription says "replica"
+            row = session.execute("SELECT current_database() AS db")[0]
+        if lag.in_recovery:
+            raise RefusedError(f"{self.instance}'s database still follows the Macs ({lag.receiver_status or 'in recovery'}): it was not promoted")
         return f"{self.instance}: {info.state}, {info.instance_type}; database {row['db']} read-write"
 
     def _freeze_cloud(self, state: RunState) -> str:
@@ -465,8 +468,8 @@ class Failback(CloudRunbook):
             except ProntuarioError as exc:
                 last = exc.one_line()
                 return False
-            last = f"in recovery {lag.in_recovery}, WAL receiver {lag.receiver_status}"
-            return lag.in_recovery and lag.receiver_status == "streaming"
+            last = f"replica {lag.in_recovery}, {'subscription' if lag.logical else 'WAL receiver'} {lag.receiver_status}"
+            return lag.streaming
 
         wait_for(
             "the cloud replica streaming", streaming, 120, interval_s=1,

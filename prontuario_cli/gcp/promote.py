@@ -421,7 +421,7 @@ class Promotion(CloudRunbook):
         with self._session(state) as session:
             lag = measure_lag(session)
         if not lag.in_recovery:
-            raise RefusedError(f"{self.instance} answers read-write already (not in recovery)", hint="it was promoted outside this run: check prontuario gcp status")
+            raise RefusedError(f"{self.instance} no longer follows the Macs (not in recovery, no subscription)", hint="it was promoted outside this run: check prontuario gcp status")
         down = state.get("down_seen_epoch") if self.require_macs_down else None
         rpo = lag.rpo_bound_s(down)
         state.set(lag=asdict(lag) | {"lag_s": lag.lag_s}, rpo_s=rpo)

@@ -26,9 +26,8 @@ from prontuario_cli.render.node import RenderedFile, render_node
 from prontuario_cli.render.patroni import PG_SHARED
 from prontuario_cli.render.spec import REPLICATION_USER, Binaries, Layout, NodeSpec, Policy, Site, SiteTimings, from_inventory
 
-__all__ = ["PG_SHARED", "REPLICATION_USER", "STANDIN_APPLICATION_NAME"]
+__all__ = ["PG_SHARED", "REPLICATION_USER"]
 
-STANDIN_APPLICATION_NAME = "cloudsql-standin"
 SENTINEL_FAILOVER_TIMEOUT_MS = 30000
 
 
@@ -173,12 +172,14 @@ def sentinel_argv(spec: LabSpec, node: str) -> list[str]:
 
 
 def standin_pg_conf(spec: LabSpec) -> str:
-    """The stand-in replica's own postgresql.conf (the copied leader's files are ignored).
+    """The stand-in's postgresql.conf: a plain PostgreSQL 15 that subscribes with pglogical.
 
-    It streams asynchronously through the HAProxy write port, so after a Patroni
-    failover its walreceiver reconnects to whichever Mac is now the primary and follows
-    the new timeline (recovery_target_timeline 'latest', the default). No replication
-    slot: Patroni manages the Macs' slots, and wal_keep_size covers a lab's gaps.
+    It follows the Macs as Cloud SQL follows an external server: a pglogical
+    subscription to the HAProxy write frontend (:mod:`.logical`), so after a Patroni
+    failover it reconnects to whichever Mac now leads and resumes from the position it
+    had applied (the slot Patroni keeps on both Macs), never from a diverged timeline.
+    ``track_commit_timestamp``: an applied transaction keeps its commit time on the Macs,
+    which is how its lag in seconds is read.
     """
     lines = [
         "# Rendered by 'prontuario lab up'; the Cloud SQL replica stand-in.",
@@ -190,9 +191,7 @@ def standin_pg_conf(spec: LabSpec) -> str:
         f"unix_socket_directories = '{spec.standin_socket_dir}'",
         "cluster_name = 'cloudsql-standin'",
         "logging_collector = off",
-        "hot_standby_feedback = off",
-        "recovery_target_timeline = 'latest'",
-        f"primary_conninfo = '{standin_primary_conninfo(spec)}'",
+        "track_commit_timestamp = on",
     ]
     lines += [f"{k} = {_pg_value(v)}" for k, v in PG_SHARED.items()]
     return "\n".join(lines) + "\n"
@@ -203,11 +202,19 @@ def standin_pg_hba(spec: LabSpec) -> str:
     return "\n".join(render_patroni.pg_hba(node_spec(spec, MACS[0]))) + "\n"
 
 
-def standin_primary_conninfo(spec: LabSpec) -> str:
-    return (
-        f"host=127.0.0.1 port={spec.haproxy_write_port} user={REPLICATION_USER} "
-        f"application_name={STANDIN_APPLICATION_NAME} connect_timeout=2"
-    )
+def standin_source(spec: LabSpec) -> str:
+    """The source representation instance's ``hostPort``: HAProxy's write frontend, the
+    address that follows the Patroni leader."""
+    return f"127.0.0.1:{spec.haproxy_write_port}"
+
+
+def standin_provider_dsn(spec: LabSpec, host_port: str | None = None) -> str:
+    """The DSN the stand-in's subscription connects to (the source, by default)."""
+    from prontuario_cli.lab.logical import dsn
+    from prontuario_cli.lab.logical import host_port as split
+
+    host, port = split(host_port or standin_source(spec))
+    return dsn(host, port, spec.database)
 
 
 def _pg_value(value) -> str:
@@ -220,6 +227,7 @@ def standin_pg_argv(spec: LabSpec) -> list[str]:
 
 def standin_api_config(spec: LabSpec) -> str:
     """JSON config of the Cloud SQL Admin API stand-in process."""
+    replication = lab_inventory(spec).cloud.replication
     return json.dumps(
         {
             "port": spec.standin_api_port,
@@ -227,6 +235,10 @@ def standin_api_config(spec: LabSpec) -> str:
             "region": spec.region,
             "instances": [spec.sql_instance, spec.drill_instance],
             "master_instance": f"{spec.scope}-macs",
+            "source_host_port": standin_source(spec),
+            "database": spec.database,
+            "provider_node": replication.provider_node,
+            "subscription": replication.subscription,
             "pg_host": "127.0.0.1",
             "pg_port": spec.standin_pg_port,
             "pg_user": "postgres",
@@ -320,6 +332,9 @@ def cluster_yaml(spec: LabSpec) -> str:
             "api_base_url": f"http://127.0.0.1:{spec.standin_api_port}",
             "data": {"host": "127.0.0.1", "port": spec.standin_pg_port, "user": "postgres", "database": spec.database},
             "haproxy_backup_port": spec.standin_api_port,
+            # Cloud SQL's source representation instance points at the address that
+            # follows the Patroni leader; the pglogical names keep their defaults.
+            "replication": {"source": standin_source(spec)},
         },
         "paths": {
             # The lab's own audit log: commands run with -i DIR/cluster.yaml never write

@@ -206,14 +206,16 @@ class Lab:
         return log_of(self.spec, name)
 
     def rebuild_standin(self) -> None:
-        """Throw away the (maybe promoted) stand-in and clone it again from the cluster."""
+        """Throw away the (maybe promoted) stand-in and make it a subscriber of the cluster
+        again; returns once its subscription replicates."""
         import shutil
 
         self.stop("cloudsql-replica")
         shutil.rmtree(self.spec.standin_data, ignore_errors=True)
         comps = self.components()
         _up.build_standin(self.spec, comps["cloudsql-replica"], self.say)
-        self.start("cloudsql-replica")
+        pid = self.start("cloudsql-replica")
+        _up.subscribe_standin(self.spec, comps["cloudsql-replica"], pid, self.say)
 
     def with_binaries(self, **changes) -> "Lab":
         """A copy of this lab with some executables swapped (tests: a bad path)."""

@@ -166,9 +166,15 @@ def pg_in_recovery(port: int, timeout_s: float = 2.0) -> bool | None:
     return bool(row[0]) if row else None
 
 
-def standin_streaming(port: int, timeout_s: float = 2.0) -> bool:
-    row = pg_query(port, "SELECT status FROM pg_stat_wal_receiver", timeout_s=timeout_s)
-    return bool(row) and row[0] == "streaming"
+def standin_subscription(port: int, database: str, name: str, timeout_s: float = 2.0) -> str | None:
+    """The stand-in's pglogical subscription status (initializing, replicating, down,
+    disabled); None when there is none or the stand-in does not answer."""
+    row = pg_query(port, "SELECT status FROM pglogical.show_subscription_status(%s)", (name,), dbname=database, timeout_s=timeout_s)
+    return str(row[0]) if row else None
+
+
+def standin_replicating(port: int, database: str, name: str, timeout_s: float = 2.0) -> bool:
+    return standin_subscription(port, database, name, timeout_s) == "replicating"
 
 
 # --------------------------------------------------------------------------- Redis and Sentinel

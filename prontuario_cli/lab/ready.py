@@ -12,8 +12,9 @@ probes, and names each thing that is not there yet:
   timeline.
 - PostgreSQL, on the leader: read-write; the other Mac streaming and synchronous in
   ``pg_stat_replication``, its replay lag within the sync target whenever it is
-  behind; the cloud stand-in streaming.
-- The cloud stand-in: in recovery, its WAL receiver streaming, on the leader's timeline.
+  behind; the cloud stand-in's subscription streaming from it (its walsender is named
+  after the subscription).
+- The cloud stand-in: its pglogical subscription ``replicating``.
 - Redis: one master; the other replicating from it, link up, no full sync in progress.
 - Sentinel: all three know each other and the replica, ``CKQUORUM`` OK, agree on the
   real master, and do not see it down.
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 
 from prontuario_cli.inventory import ReplicationLagTargets
 from prontuario_cli.lab import health
-from prontuario_cli.lab.config import STANDIN_APPLICATION_NAME
+from prontuario_cli.lab.config import lab_inventory
 from prontuario_cli.lab.spec import MACS, NODE_NAMES, LabSpec
 
 REPLICATION_SQL = """
@@ -40,11 +41,6 @@ SELECT application_name, state, sync_state,
 FROM pg_stat_replication
 """
 LEADER_SQL = "SELECT pg_is_in_recovery() AS in_recovery, pg_walfile_name(pg_current_wal_lsn()) AS walfile"
-STANDIN_SQL = (
-    "SELECT pg_is_in_recovery() AS in_recovery, "
-    "(SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS receiver_status, "
-    "(SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1) AS receiver_timeline"
-)
 
 
 @dataclass(frozen=True)
@@ -61,10 +57,10 @@ class Gap:
 def gaps(spec: LabSpec, targets: ReplicationLagTargets = ReplicationLagTargets()) -> list[Gap]:
     """Everything not settled yet, in a stable order; [] when the check would say OK."""
     found: list[Gap] = []
-    leader, timeline = _patroni(spec, found)
+    leader, _ = _patroni(spec, found)
     if leader is not None:
         _postgres(spec, leader, targets, found)
-    _standin(spec, timeline, found)
+    _standin(spec, found)
     master = _redis(spec, found)
     _sentinels(spec, master, found)
     _haproxy(spec, leader, found)
@@ -156,25 +152,23 @@ def _postgres(spec: LabSpec, leader: str, targets: ReplicationLagTargets, found:
         behind, lag = r.get("behind_bytes") or 0, r.get("replay_lag_s") or 0.0
         if behind > 0 and lag * 1000 > targets.sync_target_ms:
             found.append(Gap(f"postgres-{node}", f"replay lag {lag * 1000:.0f} ms > {targets.sync_target_ms:g} ms"))
-    standin = by_name.get(STANDIN_APPLICATION_NAME)
+    subscription = lab_inventory(spec).cloud.replication.subscription
+    standin = by_name.get(subscription)
     if standin is None or standin.get("state") != "streaming":
-        found.append(Gap("cloudsql-replica", f"not streaming from {leader} (pg_stat_replication: {standin and standin.get('state')})"))
+        found.append(Gap("cloudsql-replica", f"subscription not streaming from {leader} (pg_stat_replication: {standin and standin.get('state')})"))
 
 
-def _standin(spec: LabSpec, timeline: int | None, found: list[Gap]) -> None:
-    row = health.pg_rows(spec.standin_pg_port, STANDIN_SQL, dbname=spec.database)
-    if not row:
+def _standin(spec: LabSpec, found: list[Gap]) -> None:
+    from prontuario_cli.lab import logical
+
+    name = lab_inventory(spec).cloud.replication.subscription
+    sub = logical.subscription(spec.standin_pg_port, spec.database, name)
+    if sub is None:
         found.append(Gap("cloudsql-replica", f"does not answer on database {spec.database!r}"))
-        return
-    fact = row[0]
-    if not fact.get("in_recovery"):
-        found.append(Gap("cloudsql-replica", "read-write: promoted (rebuild it: Lab.rebuild_standin)"))
-        return
-    if fact.get("receiver_status") != "streaming":
-        found.append(Gap("cloudsql-replica", f"WAL receiver {fact.get('receiver_status') or 'not running'}"))
-    received = fact.get("receiver_timeline")
-    if timeline is not None and received is not None and received != timeline:
-        found.append(Gap("cloudsql-replica", f"on timeline {received}, the leader on {timeline}"))
+    elif sub.name is None:
+        found.append(Gap("cloudsql-replica", f"no subscription {name!r}: promoted, or never subscribed (rebuild it: Lab.rebuild_standin)"))
+    elif not sub.replicating:
+        found.append(Gap("cloudsql-replica", f"subscription {name!r} {sub.status}"))
 
 
 # --------------------------------------------------------------------------- Redis and Sentinel

@@ -135,6 +135,23 @@ def _probe(spec: LabSpec, comp: Component) -> ComponentStatus:
     return ComponentStatus(comp.name, comp.kind, comp.node, pid, is_alive, comp.port, role, ok and is_alive, detail, str(log_of(spec, comp.name)))
 
 
+def _standin_health(spec: LabSpec) -> tuple[str | None, bool, str]:
+    """The stand-in subscribes with pglogical: a replica while its subscription exists
+    (healthy when it replicates), promoted once the subscription is gone."""
+    from prontuario_cli.lab import logical
+    from prontuario_cli.lab.config import lab_inventory
+
+    name = lab_inventory(spec).cloud.replication.subscription
+    sub = logical.subscription(spec.standin_pg_port, spec.database, name, timeout_s=1)
+    if sub is None:
+        return None, False, "not accepting connections"
+    if sub.name is None:
+        if logical.promoted(spec.standin_pg_port, spec.database, timeout_s=1):
+            return "promoted", True, "promoted (read-write, no subscription)"
+        return "replica", False, "no subscription yet"
+    return "replica", sub.replicating, f"subscription {sub.name} {sub.status}"
+
+
 def _health(spec: LabSpec, comp: Component) -> tuple[str | None, bool, str]:
     """(role, healthy, detail) for one live component; short timeouts."""
     kind = comp.kind
@@ -151,15 +168,12 @@ def _health(spec: LabSpec, comp: Component) -> tuple[str | None, bool, str]:
         state = data.get("state", "?")
         paused = " (paused)" if data.get("pause") else ""
         return role, state == "running", f"{state}{paused} {sync}".strip()
-    if kind in ("postgres", "cloudsql-replica"):
+    if kind == "cloudsql-replica":
+        return _standin_health(spec)
+    if kind == "postgres":
         rec = health.pg_in_recovery(comp.port, timeout_s=1)
         if rec is None:
             return None, False, "not accepting connections"
-        if kind == "cloudsql-replica":
-            streaming = rec and health.standin_streaming(comp.port, timeout_s=1)
-            if not rec:
-                return "promoted", True, "promoted (read-write)"
-            return "replica", streaming, "streaming" if streaming else "not streaming"
         return ("replica" if rec else "primary"), True, "accepting connections"
     if kind == "redis":
         role = health.redis_role(comp.port)

@@ -260,11 +260,12 @@ def validate_haproxy(spec: LabSpec, comp: Component) -> None:
 
 
 def build_standin(spec: LabSpec, comp: Component, say: Say) -> None:
-    """Clone the cluster into the stand-in through the HAProxy write port (async replica)."""
+    """Make the stand-in's PostgreSQL: a plain, empty cluster (initdb). It gets its data
+    from the Macs through its pglogical subscription (:func:`subscribe_standin`)."""
     data = spec.standin_data
     if (data / "PG_VERSION").exists():
         return
-    say("lab: cloning the cloud stand-in replica (pg_basebackup through the HAProxy write port)")
+    say("lab: creating the cloud stand-in's PostgreSQL (initdb; it subscribes to the cluster with pglogical)")
     if data.exists():
         shutil.rmtree(data)
     data.mkdir(parents=True, mode=0o700)
@@ -272,27 +273,71 @@ def build_standin(spec: LabSpec, comp: Component, say: Say) -> None:
     spec.standin_socket_dir.mkdir(parents=True, exist_ok=True)
     _own(spec.standin_socket_dir, 0o755)
     argv = [
-        f"{spec.binaries.pg_bin}/pg_basebackup",
-        "-h", "127.0.0.1", "-p", str(spec.haproxy_write_port), "-U", config.REPLICATION_USER,
-        "-D", str(data), "-X", "stream", "-c", "fast", "--no-sync",
+        f"{spec.binaries.pg_bin}/initdb", "-D", str(data), "-A", "trust", "-U", "postgres",
+        "--encoding", "UTF8", "--locale", "C.UTF-8", "--no-sync",
     ]  # fmt: skip
     comp.proc.log.parent.mkdir(parents=True, exist_ok=True)
     with open(comp.proc.log, "ab") as log:
         try:
             result = subprocess.run(as_postgres_argv(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=STANDIN_TIMEOUT)
         except subprocess.TimeoutExpired:
-            raise UnavailableError(f"cloudsql-replica: pg_basebackup did not finish within {STANDIN_TIMEOUT} s (log: {comp.proc.log})") from None
+            raise UnavailableError(f"cloudsql-replica: initdb did not finish within {STANDIN_TIMEOUT} s (log: {comp.proc.log})") from None
     if result.returncode != 0:
         shutil.rmtree(data, ignore_errors=True)
-        raise OperationFailed(f"cloudsql-replica: pg_basebackup failed (log: {comp.proc.log})")
-    # The copied leader's auto.conf and Patroni files must not steer the stand-in.
-    for leftover in ("postgresql.auto.conf",):
-        path = data / leftover
-        if path.exists():
-            path.write_text("", encoding="utf-8")
-    signal_file = data / "standby.signal"
-    signal_file.write_text("", encoding="utf-8")
-    _own(signal_file, 0o600)
+        raise OperationFailed(f"cloudsql-replica: initdb failed (log: {comp.proc.log})")
+
+
+def _attempt(step: Callable[[], object], last: list[str]) -> bool:
+    """One try of a step that may meet a cluster still settling: True when it ran."""
+    import psycopg
+
+    try:
+        step()
+    except psycopg.Error as exc:
+        last[:] = [str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__]
+        return False
+    return True
+
+
+def subscribe_standin(spec: LabSpec, comp: Component, pid: int, say: Say, progress: Progress | None = None) -> None:
+    """Set up pglogical on both sides, then wait until the subscription replicates.
+
+    The provider side goes through HAProxy's write frontend (whichever Mac leads); the
+    subscription's DSN is the source representation instance's ``hostPort``, the same
+    frontend, so a failover never needs it re-pointed.
+    """
+    from prontuario_cli.lab import logical
+
+    replication = config.lab_inventory(spec).cloud.replication
+    provider_dsn = config.standin_provider_dsn(spec, replication.source)
+    last: list[str] = []
+
+    def answering() -> bool:
+        return _attempt(lambda: logical.ensure_database(spec.standin_pg_port, spec.database), last)
+
+    def provider() -> bool:
+        return _attempt(
+            lambda: logical.prepare_provider(spec.haproxy_write_port, spec.database, replication.provider_node, provider_dsn), last
+        )
+
+    def subscriber() -> bool:
+        return _attempt(lambda: logical.subscribe(spec.standin_pg_port, spec.database, replication.subscription, provider_dsn), last)
+
+    def state() -> str:
+        return last[0] if last else ""
+
+    wait_component(comp, pid, f"accepting connections, database {spec.database!r}", answering, STANDIN_TIMEOUT, progress, last_state=state)
+    wait_component(comp, pid, "pglogical provider on the cluster (through HAProxy)", provider, STANDIN_TIMEOUT, progress, last_state=state)
+    wait_component(comp, pid, f"pglogical subscription {replication.subscription!r}", subscriber, STANDIN_TIMEOUT, progress, last_state=state)
+
+    def status() -> str:
+        return f"subscription {health.standin_subscription(spec.standin_pg_port, spec.database, replication.subscription) or 'missing'}"
+
+    wait_component(
+        comp, pid, "subscription replicating",
+        lambda: health.standin_replicating(spec.standin_pg_port, spec.database, replication.subscription),
+        STANDIN_TIMEOUT, progress, last_state=status,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- bring-up
@@ -377,14 +422,14 @@ def bring_up(spec: LabSpec, say: Say, progress: Progress | None = None) -> dict:
 
     comp = comps["cloudsql-replica"]
     if not running_pid(comp.proc):
-        with reported(progress, "cloudsql-replica: clone (pg_basebackup)", STANDIN_TIMEOUT):
+        with reported(progress, "cloudsql-replica: initdb", STANDIN_TIMEOUT):
             build_standin(spec, comp, say)
     run("cloudsql-replica")
-    wait(comp, pids[comp.name], "streaming from the cluster", lambda: health.standin_streaming(spec.standin_pg_port), STANDIN_TIMEOUT)
+    subscribe_standin(spec, comp, pids[comp.name], say, progress)
     api = comps["cloudsql-api"]
     url = health.lab_url(spec.standin_api_port, f"/v1/projects/{spec.project}/instances/{spec.sql_instance}")
     wait(api, pids[api.name], "instances.get answering", lambda: health.http_status(url) == 200, 30)
-    say("lab: cloud stand-in replica streaming")
+    say("lab: cloud stand-in replicating (pglogical subscription)")
 
     for node in MACS:
         comp = comps[f"redis-{node}"]

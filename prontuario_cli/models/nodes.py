@@ -56,7 +56,7 @@ def macs(inventory: Inventory, names: list[str] | None = None) -> list[Node]:
     return list(inventory.macs)
 
 
-def remote(inventory: Inventory, node: Node, args: list[str], *, timeout_s: float | None = None) -> dict[str, Any]:
+def remote(inventory: Inventory, node: Node, args: list[str], *, timeout_s: float | None = None, gate=None) -> dict[str, Any]:
     """Run ``prontuario models ARGS --store STORE --json`` on ``node``; its JSON answer.
 
     Exit codes that come with a JSON report (65 damage found) are answers, not failures;
@@ -65,7 +65,7 @@ def remote(inventory: Inventory, node: Node, args: list[str], *, timeout_s: floa
     from prontuario_cli.cluster.nodes import node_access
 
     argv = [inventory.models.prontuario, "models", *args, "--store", store_of(inventory, node), "--json"]
-    result = node_access(inventory).run(node.name, argv, timeout_s=timeout_s or inventory.models.timeout_s)
+    result = node_access(inventory).run(node.name, argv, timeout_s=timeout_s or inventory.models.timeout_s, gate=gate)
     try:
         data = json.loads(result.stdout) if result.stdout.strip() else None
     except ValueError:

@@ -4,8 +4,10 @@ prontuario orchestrates over its own SSH connections (paramiko, through the node
 seam); the model's bytes never pass through the operator's machine:
 
 1. the source's rsync is checked (3.1 or later; macOS's openrsync is refused) and the
-   source verifies its active version, which must be the manifest's;
-2. the target runs ``prontuario models receive``: it checks its own rsync the same way;
+   source verifies its active version, which must be the manifest's; meanwhile the
+   target's ``prontuario models receive`` starts and waits on its stdin: it goes on only
+   once the source verified (``go``), and ends without a change otherwise;
+2. the receive checks the target's own rsync the same way;
    when the version is already there and verifies it only makes it active (nothing
    moves); otherwise it pulls the version with rsync over SSH from the source (host key
    checked against ``models.peer_ssh.known_hosts``), reusing what it already holds
@@ -68,7 +70,7 @@ def plan(inventory: Inventory, name: str, source: Node, target: Node) -> list[st
 
 
 def sync(inventory: Inventory, name: str, source: Node, target: Node, *, accept_new: bool = False, say: Callable[[str], None] | None = None) -> SyncReport:
-    from prontuario_cli.cluster.nodes import node_access
+    from prontuario_cli.cluster.nodes import Gate, node_access
     from prontuario_cli.connect.rsync import check_rsync
 
     say = say or (lambda text: None)
@@ -77,42 +79,35 @@ def sync(inventory: Inventory, name: str, source: Node, target: Node, *, accept_
     manifest = manifest_named(inventory, name)
     access = node_access(inventory)
 
-    # The source, at once: its rsync and its verified version; the target's connection
-    # opens meanwhile (the receive checks the target's rsync and what it already holds).
+    # At once: the source's rsync and verified version, and the receive on the target,
+    # started now but held at its first line until the source verified (its start-up
+    # overlaps the source's answer; nothing on the target moves before the gate opens).
     def rsync_on(node: Node) -> str:
         result = access.run(node.name, [inventory.models.rsync, "--version"], timeout_s=30)
         return check_rsync(result.stdout + result.stderr, f"{node.name}: {inventory.models.rsync}")
-
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="sync") as pool:
-        looks = {
-            "rsync": pool.submit(rsync_on, source),
-            "source": pool.submit(remote, inventory, source, ["verify", name]),
-            "target": pool.submit(access.run, target.name, ["true"], timeout_s=30),
-        }
-        source_rsync = looks["rsync"].result()
-        checked = looks["source"].result()
-        looks["target"].result()
-    say(f"rsync {source_rsync} on {source.name}")
-
-    check = next((c for c in checked.get("checks") or () if c.get("name") == name), None)
-    if check is None or check.get("status") != "ok":
-        why = (check or {}).get("note") or "not verified"
-        raise IntegrityError(f"{source.name}: {name} does not verify there ({why}): it cannot be the source", hint=f"prontuario models verify {name} --node {source.name}")
-    if check.get("version") != manifest.version:
-        raise IntegrityError(
-            f"{source.name}: the active version of {name} is {check.get('version')}, the manifest's is {manifest.version}",
-            hint=f"activate {manifest.version} there first, or lock the manifest again",
-        )
-    say(f"{source.name}: {name} {manifest.version} verified")
 
     peer = inventory.models.peer_ssh
     args = [
         "receive", name, "--manifest", str(manifest_file(inventory, name)),
         "--from-host", source.address, "--from-port", str(source.ssh.port), "--from-user", peer.user or source.ssh.user,
         "--from-path", f"{store_of(inventory, source)}/{name}/{manifest.version}",
-        "--key", peer.key, "--known-hosts", peer.known_hosts, "--rsync", inventory.models.rsync, "--timeout", str(inventory.models.timeout_s), "--yes",
+        "--key", peer.key, "--known-hosts", peer.known_hosts, "--rsync", inventory.models.rsync, "--timeout", str(inventory.models.timeout_s),
+        "--wait-go", "--yes",
     ] + (["--accept-new"] if accept_new else [])  # fmt: skip
-    answer = remote(inventory, target, args)
+    gate = Gate()
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="sync") as pool:
+        receiving = pool.submit(remote, inventory, target, args, gate=gate)
+        try:
+            looks = {"rsync": pool.submit(rsync_on, source), "source": pool.submit(remote, inventory, source, ["verify", name])}
+            source_rsync = looks["rsync"].result()
+            checked = looks["source"].result()
+            _source_verified(checked, name, manifest.version, source)
+        except BaseException:
+            gate.stop()  # the receive ends without touching the target's store
+            raise
+        say(f"rsync {source_rsync} on {source.name}; {source.name}: {name} {manifest.version} verified")
+        gate.go()
+        answer = receiving.result()
     if answer["_exit"] != 0 or "version" not in answer:
         message = answer.get("message") or "no answer"
         raise IntegrityError(f"{target.name}: receiving {name} failed: {message}")
@@ -122,3 +117,16 @@ def sync(inventory: Inventory, name: str, source: Node, target: Node, *, accept_
         int(answer["reused_files"]), int(answer["repaired_files"]), int(answer["received_bytes"]), int(answer["literal_bytes"]),
         float(answer["seconds"]), answer.get("message", ""),
     )
+
+
+def _source_verified(checked: dict, name: str, version: str, source: Node) -> None:
+    """Refuse a source whose active version does not verify or is not the manifest's."""
+    check = next((c for c in checked.get("checks") or () if c.get("name") == name), None)
+    if check is None or check.get("status") != "ok":
+        why = (check or {}).get("note") or "not verified"
+        raise IntegrityError(f"{source.name}: {name} does not verify there ({why}): it cannot be the source", hint=f"prontuario models verify {name} --node {source.name}")
+    if check.get("version") != version:
+        raise IntegrityError(
+            f"{source.name}: the active version of {name} is {check.get('version')}, the manifest's is {version}",
+            hint=f"activate {version} there first, or lock the manifest again",
+        )

@@ -31,6 +31,15 @@ etcd, the vote behind every failover (the brief has no alert for it; these read 
 - ``EtcdAlarm`` fires at once: a NOSPACE or CORRUPT etcd refuses writes.
 - ``PatroniFailsafeOff`` warns after 10 m: the cluster would demote a healthy
   primary on an etcd quorum loss.
+
+The Cloud SQL replica (the brief's RPO < 60 s when both Macs are lost; these read the
+``prontuario_cloud_replica_*`` gauges the replication check writes):
+
+- ``CloudReplicaNotFollowing`` pages after 2 m: its subscription is not replicating, or
+  its slot is gone from the primary (a failover the replica could not follow). Two
+  minutes let a switchover's reconnection finish; quiet in emergency mode (promoted).
+- ``CloudReplicaBehind`` pages after 1 m past ``targets.both_lost.rpo_s``: losing both
+  Macs now would lose more than the brief allows.
 """
 
 from __future__ import annotations
@@ -48,6 +57,8 @@ HA_DEGRADED_FOR_S = 60.0  # brief: HAClusterDegraded for 1 m
 HA_MIN_UP_RATIO = 0.5  # brief: fewer than 50 % of Mac nodes up
 ETCD_MEMBER_LOST_FOR_S = 60.0  # a restart or a short blip does not page
 FAILSAFE_OFF_FOR_S = 600.0  # a configuration to fix in working hours, not a page
+CLOUD_NOT_FOLLOWING_FOR_S = 120.0  # a switchover's reconnection is not a page
+CLOUD_BEHIND_FOR_S = 60.0
 
 KINDS = ("rules", "prometheusrule")
 API_VERSION = "monitoring.coreos.com/v1"
@@ -62,6 +73,8 @@ RUNBOOK = {
     "EtcdNoSpareVote": "prontuario replication status (the etcd table: which member is lost); restart it before anything else fails",
     "EtcdAlarm": "prontuario replication status (which member raised it); then etcdctl alarm list, compact, defrag, alarm disarm",
     "PatroniFailsafeOff": "prontuario replication check; then patronictl edit-config -s failsafe_mode=true",
+    "CloudReplicaNotFollowing": "prontuario gcp status (the subscription's state, the slot on the primary); prontuario replication check",
+    "CloudReplicaBehind": "prontuario gcp status (bytes and seconds behind); check the Macs' uplink and the replica's load",
 }
 
 
@@ -174,9 +187,41 @@ def build_rule_group(inventory) -> RuleGroup:
             runbook=RUNBOOK["HAClusterDegraded"],
         ),
         *_etcd_rules(),
+        *_cloud_rules(inventory.targets.both_lost.rpo_s),
     )
     name = f"{inventory.cluster.name}.availability"
     return RuleGroup(name=name, cluster=inventory.cluster.name, rules=rules)
+
+
+def _cloud_rules(rpo_s: float) -> tuple[AlertRule, ...]:
+    rpo = _number(rpo_s)
+    return (
+        AlertRule(
+            alert="CloudReplicaNotFollowing",
+            expr="prontuario_cloud_replica_following == 0 and on(cluster) gcp_fallback_active == 0",
+            for_s=CLOUD_NOT_FOLLOWING_FOR_S,
+            severity="critical",
+            summary="The Cloud SQL replica has stopped following the Macs",
+            description=(
+                "The cloud replica's subscription is not replicating, or its slot is missing on the primary, "
+                f"for {prometheus_duration(CLOUD_NOT_FOLLOWING_FOR_S)}. If both Macs were lost now, the fallback "
+                f"would be behind by more than the {rpo} s RPO target."
+            ),
+            runbook=RUNBOOK["CloudReplicaNotFollowing"],
+        ),
+        AlertRule(
+            alert="CloudReplicaBehind",
+            expr=f"prontuario_cloud_replica_lag_seconds > {rpo}",
+            for_s=CLOUD_BEHIND_FOR_S,
+            severity="critical",
+            summary=f"The Cloud SQL replica is more than {rpo} s behind",
+            description=(
+                "The cloud replica is {{ $value }} s behind the primary "
+                f"(the brief's RPO when both Macs are lost: {rpo} s) for {prometheus_duration(CLOUD_BEHIND_FOR_S)}."
+            ),
+            runbook=RUNBOOK["CloudReplicaBehind"],
+        ),
+    )
 
 
 def _etcd_rules() -> tuple[AlertRule, ...]:

@@ -6,22 +6,26 @@ so sync mode and failsafe mode are the same wherever Patroni runs.
 
 from __future__ import annotations
 
-from prontuario_cli.engines import patroni_dcs
+from prontuario_cli.engines import logical_slot, patroni_dcs
 from prontuario_cli.render.common import HEADER, to_yaml
 from prontuario_cli.render.spec import REPLICATION_USER, NodeSpec
 
-# Parameters a hot standby needs at least as high as its primary: the Macs and any
-# replica that follows them (the cloud replica, the lab's stand-in) share them.
+# Parameters a hot standby needs at least as high as its primary: the Macs share them,
+# and so does the lab's stand-in of the cloud replica. The cloud replica subscribes with
+# pglogical (logical decoding): wal_level logical and the library loaded at start on
+# every Mac (either may lead); slots for each Mac's physical slot plus the subscription's
+# logical one; workers for pglogical's supervisor, manager, apply and table-sync workers.
 PG_SHARED = {
     "max_connections": 100,
     "max_wal_senders": 10,
     "max_replication_slots": 10,
-    "max_worker_processes": 8,
+    "max_worker_processes": 10,
     "max_locks_per_transaction": 64,
     "max_prepared_transactions": 0,
     "hot_standby": "on",
-    "wal_level": "replica",
+    "wal_level": "logical",
     "wal_keep_size": "256MB",
+    "shared_preload_libraries": "pglogical",
 }
 
 
@@ -44,7 +48,10 @@ def patroni_config(ns: NodeSpec) -> dict:
         raise ValueError(f"{ns.name} is not a data node: it runs no Patroni")
     t = ns.timings
     parameters = dict(PG_SHARED)
-    parameters.update({"wal_log_hints": "on", "max_wal_size": "256MB", "logging_collector": "off"})
+    # hot_standby_feedback: a replica holding a copy of a logical slot must keep the rows
+    # its catalog_xmin needs (Patroni would force it on; rendered so it is visible).
+    parameters.update({"wal_log_hints": "on", "max_wal_size": "256MB", "logging_collector": "off", "hot_standby_feedback": "on"})
+    slots = {ns.cloud_slot: logical_slot(ns.database)} if ns.cloud_slot else None
     initdb: list = [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}]
     if ns.policy.initdb_no_sync:
         initdb.append("no-sync")
@@ -56,7 +63,7 @@ def patroni_config(ns: NodeSpec) -> dict:
         "restapi": {"listen": f"{me.address}:{me.patroni}", "connect_address": f"{me.address}:{me.patroni}"},
         "etcd3": {"hosts": [f"{m.address}:{m.client_port}" for m in ns.etcd], "protocol": "http"},
         "bootstrap": {
-            "dcs": patroni_dcs(t.ttl, t.loop_wait, t.retry_timeout, {"use_pg_rewind": True, "use_slots": True, "parameters": parameters}),
+            "dcs": patroni_dcs(t.ttl, t.loop_wait, t.retry_timeout, {"use_pg_rewind": True, "use_slots": True, "parameters": parameters}, slots),
             "initdb": initdb,
         },
         "postgresql": {

@@ -229,6 +229,9 @@ class NodeSpec:
     binaries: Binaries
     timings: SiteTimings
     policy: Policy
+    database: str = "prontuario"  # the application database (the cloud subscription's)
+    # The cloud subscription's logical slot, kept by Patroni on both Macs; None without a cloud.
+    cloud_slot: str | None = None
 
     @property
     def is_mac(self) -> bool:
@@ -323,6 +326,8 @@ def from_inventory(inventory: Inventory, node_name: str, site: Site | None = Non
         binaries=site.binaries,
         timings=site.timings,
         policy=site.policy,
+        database=inventory.cluster.database,
+        cloud_slot=cloud.replication.slot if cloud is not None else None,
     )
 
 

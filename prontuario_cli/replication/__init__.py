@@ -56,6 +56,10 @@ def check(inventory: Inventory, *, record: bool = False, timeout_s: float | None
     scope = inventory.cluster.patroni_scope
     previous = state.read_timeline(state_dir, scope)
     now = _now()
+    samples = state.read_wal_samples(state_dir)
+    primary = _primary_position(outcomes)
+    if primary is not None:  # this look counts too: a replica behind since now is behind by ~0 s
+        samples = state.add_wal_sample(samples, time.time(), primary)
     report = evaluate(
         inventory,
         outcomes,
@@ -63,13 +67,30 @@ def check(inventory: Inventory, *, record: bool = False, timeout_s: float | None
         gcp_active=fallback_active(state_dir),
         checked_at=now,
         elapsed_s=elapsed,
+        cloud_samples=samples,
     )
+    if record and primary is not None:
+        try:
+            state.record_wal_samples(state_dir, samples)
+        except OSError as exc:
+            report = _with_note(report, f"cannot record the primary's WAL position in {state_dir}: {_why(exc)}")
     if record and report.timeline is not None:
         try:
             state.update_timeline(state_dir, scope, lambda current: state.observe(current, scope, report.timeline, report.leader, now))
         except (OSError, ProntuarioError) as exc:
             report = _with_note(report, f"cannot record the timeline in {state_dir}: {_why(exc)}")
     return report
+
+
+def _primary_position(outcomes) -> int | None:
+    """The primary's current WAL position, from whichever PostgreSQL probe found the primary."""
+    from prontuario_cli.replication import facts
+
+    for name, outcome in outcomes.items():
+        fact = getattr(outcome, "value", None)
+        if name.startswith("postgres:") and name != "postgres:cloud" and isinstance(fact, facts.PgNode) and not fact.in_recovery:
+            return facts.lsn_to_int(fact.wal_lsn)
+    return None
 
 
 def acknowledge_timeline(inventory: Inventory, by: str | None = None) -> str:

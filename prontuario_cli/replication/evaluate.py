@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from prontuario_cli.cluster.patroni import PatroniCluster, PatroniMember, PatroniNode
 from prontuario_cli.connect import Refused, TimedOut
@@ -54,6 +54,7 @@ from prontuario_cli.errors import PermissionProblem, UnavailableError
 from prontuario_cli.inventory import Inventory, Node, ReplicationLagTargets
 from prontuario_cli.replication import facts
 from prontuario_cli.replication.report import (
+    CloudRow,
     EtcdRow,
     HAProxyRow,
     MemberRow,
@@ -63,7 +64,7 @@ from prontuario_cli.replication.report import (
     ReplicationReport,
     SentinelRow,
 )
-from prontuario_cli.replication.state import TimelineState, change_json, observe, pending_change
+from prontuario_cli.replication.state import TimelineState, change_json, lag_seconds, observe, pending_change
 from prontuario_cli.report import Status, human_bytes
 
 RUNNING_STATES = ("running", "streaming")
@@ -216,6 +217,7 @@ def evaluate(
     gcp_active: bool = False,
     checked_at: str = "",
     elapsed_s: float = 0.0,
+    cloud_samples: Sequence[tuple[float, int]] = (),
 ) -> ReplicationReport:
     """Turn probe outcomes into the replication report (see the module docstring for the rules)."""
     targets = inventory.targets.replication_lag
@@ -226,7 +228,10 @@ def evaluate(
     # ahead of the PostgreSQL symptoms that follow (problems keep this order within a status).
     etcd_rows, etcd_quorum, failsafe = _evaluate_etcd(inventory, outcomes, checked_at, timeout_s, c)
     pg = _evaluate_postgres(inventory, outcomes, targets, gcp_active, timeout_s, c)
-    leader, timeline, members, replicas = pg
+    leader, timeline, members, replicas, leader_fact = pg
+    cloud_member, cloud = _evaluate_cloud(inventory, outcomes, leader, leader_fact, gcp_active, timeout_s, c, cloud_samples, now_epoch(checked_at))
+    if cloud_member is not None:
+        members.append(cloud_member)
 
     seen = observe(previous, inventory.cluster.patroni_scope, timeline, leader, checked_at)
     change = pending_change(seen, checked_at or None)
@@ -273,7 +278,18 @@ def evaluate(
         sync_target_s=targets.sync_target_ms / 1000.0,
         alert_s=targets.alert_s,
         alert_bytes=targets.alert_bytes,
+        cloud=cloud,
     )
+
+
+def now_epoch(checked_at: str) -> float:
+    """The check's time as Unix seconds (the wall clock when it has none)."""
+    import time
+
+    from prontuario_cli.replication.state import parse_time
+
+    at = parse_time(checked_at)
+    return at.timestamp() if at is not None else time.time()
 
 
 def timeline_message(change) -> str:
@@ -416,10 +432,7 @@ def _evaluate_postgres(inventory: Inventory, outcomes, targets, gcp_active, time
         state = member.state if member else (pat[0].state if pat else None)
         members.append(MemberRow(node.name, "patroni" if node.ports.patroni else "postgres", role, state, node_timeline, word, Status.OK))
 
-    cloud_row = _evaluate_cloud(outcomes, leader_fact, timeline, gcp_active, timeout_s, c)
-    if cloud_row is not None:
-        members.append(cloud_row)
-    return leader, timeline, members, replicas
+    return leader, timeline, members, replicas, leader_fact
 
 
 def _leader_node(cluster: PatroniCluster, nodes: list[Node]) -> str | None:
@@ -442,6 +455,8 @@ def _evaluate_replicas(nodes, leader, leader_fact, member_by_node, targets, time
     waiting, waited = leader_fact.sync_rep_waiters or 0, leader_fact.sync_rep_wait_s
     commits_wait = waiting > 0 and waited is not None and waited > timeout_s
     for r in leader_fact.replicas:
+        if r.logical:
+            continue  # a subscription's walsender (the cloud replica): judged by _evaluate_cloud
         node = name_to_node.get(r.application_name)
         member = node is not None
         status, reasons = replica_verdict(r, targets, member=member, timeout_s=timeout_s, reply_every_s=leader_fact.reply_every_s)
@@ -493,32 +508,60 @@ def _evaluate_replicas(nodes, leader, leader_fact, member_by_node, targets, time
     return rows, silent
 
 
-def _evaluate_cloud(outcomes, leader_fact, timeline, gcp_active, timeout_s, c: _Collector) -> MemberRow | None:
+def _evaluate_cloud(inventory: Inventory, outcomes, leader, leader_fact, gcp_active, timeout_s, c: _Collector,
+                    samples, now: float) -> tuple[MemberRow | None, CloudRow | None]:
+    """The Cloud SQL replica: a pglogical subscriber of the Macs (through the source
+    representation instance), judged on both ends.
+
+    On the primary, the subscription's logical slot (Patroni keeps it on both Macs):
+    missing or lost means the replica cannot continue after this failover; its confirmed
+    position gives the bytes behind, and the checks' own WAL samples the seconds. On the
+    replica, the subscription's state: anything but ``replicating`` means it stopped
+    following. Both are CRITICAL (the RPO < 60 s promise is gone), and so is a lag past
+    ``targets.both_lost.rpo_s``; half of it is a WARNING. After a recorded promote the
+    replica is the primary: nothing to follow.
+    """
     outcome = outcomes.get("postgres:cloud")
     if outcome is None:
-        return None
+        return None, None
     key = "member:cloud"
+    wanted = inventory.cloud.replication
+    rpo_s = inventory.targets.both_lost.rpo_s
+    slot = next((s for s in (leader_fact.logical_slots if leader_fact else ()) if s.name == wanted.slot), None)
+    behind = max(0, slot.behind_bytes) if slot is not None and slot.behind_bytes is not None else None
+    confirmed = facts.lsn_to_int(slot.confirmed_flush_lsn) if slot is not None else None
+    lag_s = lag_seconds(samples, confirmed, now) if confirmed is not None else None
     word, status, note = reachability(outcome, "cloud replica", timeout_s)
+    subscription = None
+    if status == Status.OK:
+        fact: facts.PgNode = outcome.value
+        subscription = next((s for s in fact.subscriptions or () if s.name == wanted.subscription), None)
+    state = subscription.status if subscription else None
+    cloud = CloudRow(wanted.subscription, wanted.slot, state, slot is not None and slot.active, behind, lag_s, rpo_s,
+                     subscription.remote_lsn if subscription else None, following=False)
+    if gcp_active:
+        return MemberRow("cloud", "cloud", "primary", "promoted", None, word, Status.OK), cloud
     if status != Status.OK:
         c.add("cloud", Status.WARNING, f"{note}: the emergency fallback is degraded", key=key)
-        return MemberRow("cloud", "cloud", None, None, None, word, Status.OK)
-    fact: facts.PgNode = outcome.value
-    if not fact.in_recovery and not gcp_active:
-        c.add("cloud", Status.CRITICAL, "cloud replica is read-write: promoted, or split brain if no promote was recorded", key=key)
-    elif fact.receiver_status != "streaming":
-        c.add("cloud", Status.WARNING, f"cloud replica is not streaming (WAL receiver: {fact.receiver_status or 'none'})", key=key)
-    if fact.in_recovery and timeline is not None and fact.timeline is not None and fact.timeline != timeline:
-        c.add("cloud", Status.WARNING, f"cloud replica on timeline {fact.timeline}, the leader on {timeline}", key=key)
-    behind = None
-    if leader_fact is not None:
-        primary_pos, cloud_pos = facts.lsn_to_int(leader_fact.wal_lsn), facts.lsn_to_int(fact.wal_lsn)
-        if primary_pos is not None and cloud_pos is not None:
-            behind = max(0, primary_pos - cloud_pos)
-    state = fact.receiver_status or ("promoted" if not fact.in_recovery else None)
-    row = MemberRow("cloud", "cloud", fact.role, state, fact.timeline, word, Status.OK)
+    elif outcome.value.subscriptions is None:
+        c.add("cloud", Status.CRITICAL, "cloud replica has no pglogical: it does not follow the Macs", key=key)
+    elif subscription is None:
+        c.add("cloud", Status.CRITICAL, f"cloud replica has no subscription {wanted.subscription!r}: it does not follow the Macs", key=key)
+    elif subscription.status != "replicating":
+        c.add("cloud", Status.CRITICAL, f"cloud replica stopped following: subscription {wanted.subscription} is {subscription.status}", key=key)
+    if leader_fact is not None and slot is None:
+        c.add("cloud", Status.CRITICAL, f"slot {wanted.slot} is missing on the primary {leader}: the cloud replica cannot continue from it", key=key)
+    elif slot is not None and slot.wal_status == "lost":
+        c.add("cloud", Status.CRITICAL, f"slot {wanted.slot} on {leader} has lost WAL the cloud replica still needs: it must be seeded again", key=key)
+    if lag_s is not None and lag_s > rpo_s:
+        c.add("cloud", Status.CRITICAL, f"cloud replica {lag_s:.0f} s behind ({human_bytes(behind or 0)}): past the {rpo_s:g} s RPO target", key=key)
+    elif lag_s is not None and lag_s > rpo_s / 2:
+        c.add("cloud", Status.WARNING, f"cloud replica {lag_s:.0f} s behind ({human_bytes(behind or 0)}): half the {rpo_s:g} s RPO target", key=key)
+    following = state == "replicating" and slot is not None and slot.wal_status != "lost" and (lag_s is None or lag_s <= rpo_s)
+    cloud = replace(cloud, following=following)
     if behind:
-        c.notes.setdefault(key, []).append((Status.OK, f"replayed up to {human_bytes(behind)} behind the primary"))
-    return row
+        c.notes.setdefault(key, []).append((Status.OK, f"{human_bytes(behind)} behind the primary" + (f" ({lag_s:.0f} s)" if lag_s else "")))
+    return MemberRow("cloud", "cloud", "subscriber" if subscription else None, state, None, word, Status.OK), cloud
 
 
 # --------------------------------------------------------------------------- Redis and Sentinel

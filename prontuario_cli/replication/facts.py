@@ -53,9 +53,34 @@ SELECT application_name,
        pg_wal_lsn_diff(pg_current_wal_lsn(), write_lsn)::bigint AS write_lag_bytes,
        pg_wal_lsn_diff(pg_current_wal_lsn(), flush_lsn)::bigint AS flush_lag_bytes,
        pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint AS replay_lag_bytes,
-       EXTRACT(EPOCH FROM (clock_timestamp() - reply_time))::float8 AS reply_age_s
+       EXTRACT(EPOCH FROM (clock_timestamp() - reply_time))::float8 AS reply_age_s,
+       EXISTS (SELECT 1 FROM pg_replication_slots s
+                WHERE s.active_pid = pg_stat_replication.pid AND s.slot_type = 'logical') AS logical
 FROM pg_stat_replication
 ORDER BY application_name
+""".strip()
+
+# The logical slots on a primary: the cloud replica's subscription (pglogical) reads one.
+# confirmed_flush_lsn is what the subscriber has confirmed applying; the bytes between it
+# and the current position are what the cloud replica would lose if promoted now.
+PG_LOGICAL_SLOTS_SQL = """
+SELECT slot_name, plugin, active, wal_status,
+       confirmed_flush_lsn::text AS confirmed_flush_lsn,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint AS behind_bytes
+FROM pg_replication_slots
+WHERE slot_type = 'logical'
+ORDER BY slot_name
+""".strip()
+
+# On the cloud replica (a pglogical subscriber): is pglogical there at all, then each
+# subscription's state and the last provider position it applied (its replication origin).
+PG_HAS_PGLOGICAL_SQL = "SELECT to_regprocedure('pglogical.show_subscription_status(name)') IS NOT NULL AS has_pglogical"
+PG_SUBSCRIPTIONS_SQL = """
+SELECT s.subscription_name::text AS name, s.status::text AS status, s.provider_node::text AS provider_node,
+       s.slot_name::text AS slot_name, o.remote_lsn::text AS remote_lsn
+FROM pglogical.show_subscription_status() AS s
+LEFT JOIN pg_replication_origin_status AS o ON o.external_id = s.slot_name::text
+ORDER BY 1
 """.strip()
 
 
@@ -74,6 +99,8 @@ class PgNode:
     sync_rep_wait_s: float | None = None  # how long the oldest of them has waited
     status_interval_s: float | None = None  # wal_receiver_status_interval (a standby replies at least this often)
     wal_sender_timeout_s: float | None = None
+    logical_slots: tuple["LogicalSlot", ...] = ()  # primaries only
+    subscriptions: tuple["Subscription", ...] | None = None  # a pglogical subscriber; None: no pglogical there
 
     @property
     def role(self) -> str:
@@ -88,6 +115,29 @@ class PgNode:
         if self.wal_sender_timeout_s and self.wal_sender_timeout_s > 0:
             return self.wal_sender_timeout_s / 2
         return None
+
+
+@dataclass(frozen=True)
+class LogicalSlot:
+    """A logical replication slot on the primary."""
+
+    name: str
+    plugin: str | None
+    active: bool
+    wal_status: str | None  # reserved, extended, unreserved, lost
+    confirmed_flush_lsn: str | None
+    behind_bytes: int | None  # the primary's current position minus confirmed_flush_lsn
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A pglogical subscription, as the subscriber (the cloud replica) sees it."""
+
+    name: str
+    status: str  # replicating, initializing, down, disabled, unknown
+    provider_node: str | None
+    slot_name: str | None
+    remote_lsn: str | None  # the last provider position it applied
 
 
 @dataclass(frozen=True)
@@ -107,6 +157,7 @@ class PgReplica:
     flush_lag_bytes: int | None = None
     replay_lag_bytes: int | None = None
     reply_age_s: float | None = None  # seconds since the standby's last reply (reply_time)
+    logical: bool = False  # a logical walsender (a subscription), not a standby
 
     @property
     def unacknowledged_bytes(self) -> int:
@@ -131,8 +182,14 @@ def timeline_of_walfile(name: str | None) -> int | None:
         return None
 
 
-def parse_pg_node(rows: Sequence[Mapping[str, Any]], replication_rows: Sequence[Mapping[str, Any]] = ()) -> PgNode:
-    """PG_NODE_SQL's single row (+ PG_REPLICATION_SQL's rows on a primary) -> PgNode."""
+def parse_pg_node(
+    rows: Sequence[Mapping[str, Any]],
+    replication_rows: Sequence[Mapping[str, Any]] = (),
+    slot_rows: Sequence[Mapping[str, Any]] = (),
+    subscription_rows: Sequence[Mapping[str, Any]] | None = None,
+) -> PgNode:
+    """PG_NODE_SQL's single row (+ PG_REPLICATION_SQL's and PG_LOGICAL_SLOTS_SQL's rows on a
+    primary; PG_SUBSCRIPTIONS_SQL's on a pglogical subscriber) -> PgNode."""
     if not rows:
         raise ValueError("PostgreSQL returned no row for the node query")
     row = rows[0]
@@ -153,6 +210,15 @@ def parse_pg_node(rows: Sequence[Mapping[str, Any]], replication_rows: Sequence[
         sync_rep_wait_s=_float(row.get("sync_rep_wait_s")),
         status_interval_s=_float(row.get("status_interval_s")),
         wal_sender_timeout_s=_float(row.get("wal_sender_timeout_s")),
+        logical_slots=tuple(
+            LogicalSlot(str(r.get("slot_name") or ""), r.get("plugin"), bool(r.get("active")), r.get("wal_status"),
+                        r.get("confirmed_flush_lsn"), _int(r.get("behind_bytes")))
+            for r in slot_rows
+        ),
+        subscriptions=None if subscription_rows is None else tuple(
+            Subscription(str(r.get("name") or ""), str(r.get("status") or "unknown"), r.get("provider_node"), r.get("slot_name"), r.get("remote_lsn"))
+            for r in subscription_rows
+        ),
     )
 
 
@@ -173,6 +239,7 @@ def parse_pg_replication(rows: Sequence[Mapping[str, Any]]) -> tuple[PgReplica, 
             flush_lag_bytes=_int(row.get("flush_lag_bytes")),
             replay_lag_bytes=_int(row.get("replay_lag_bytes")),
             reply_age_s=_float(row.get("reply_age_s")),
+            logical=bool(row.get("logical")),
         )
         for row in rows
     )
@@ -186,7 +253,7 @@ def needs_second_look(replicas: Sequence[PgReplica], silent_s: float = 0.5) -> b
     probe then reads pg_stat_replication once more (within its deadline), so that the
     evaluator judges a standby that stays silent, not one caught mid-reply.
     """
-    return any(r.unacknowledged_bytes > 0 and (r.reply_age_s or 0.0) > silent_s for r in replicas)
+    return any(not r.logical and r.unacknowledged_bytes > 0 and (r.reply_age_s or 0.0) > silent_s for r in replicas)
 
 
 def lsn_to_int(lsn: str | None) -> int | None:

@@ -69,6 +69,7 @@ def replication_families(report: ReplicationReport, inventory: Inventory) -> lis
             samples=(Sample(writers),) if report.haproxy else (),
         ),
         *etcd,
+        *_cloud_families(report, cluster),
         Family("up", "1 when at least one service on the node answered the replication check.", samples=tuple(up)),
         Family("gcp_fallback_active", "1 when the Cloud SQL fallback has been promoted (emergency mode).", samples=(Sample(1 if report.gcp_fallback_active else 0),)),
         Family(
@@ -84,6 +85,22 @@ def replication_families(report: ReplicationReport, inventory: Inventory) -> lis
         ),
     ]
     return families
+
+
+def _cloud_families(report: ReplicationReport, cluster: str) -> list[Family]:
+    """The Cloud SQL replica as the check saw it (alerts: CloudReplicaNotFollowing, CloudReplicaBehind)."""
+    cloud = report.cloud
+    if cloud is None:
+        return []
+    labels = {"cluster": cluster, "subscription": cloud.subscription}
+    return [
+        Family("prontuario_cloud_replica_following", "1 when the Cloud SQL replica's subscription replicates from the primary's slot within the RPO target.",
+               samples=(Sample(1 if cloud.following else 0, labels),)),
+        Family("prontuario_cloud_replica_lag_bytes", "WAL bytes between the primary's position and what the cloud replica confirmed.",
+               samples=(Sample(cloud.lag_bytes, labels),) if cloud.lag_bytes is not None else ()),
+        Family("prontuario_cloud_replica_lag_seconds", "Seconds since the cloud replica began missing WAL (from the checks' samples of the primary's position).",
+               samples=(Sample(cloud.lag_s, labels),) if cloud.lag_s is not None else ()),
+    ]
 
 
 def _etcd_families(report: ReplicationReport, cluster: str) -> list[Family]:

@@ -47,7 +47,7 @@ def build_probes(inventory: Inventory) -> dict[str, Probe]:
     cloud = inventory.cloud.data if inventory.cloud else None
     if cloud is not None:
         cloud_password = optional_secret(cloud.password, "cloud.data.password")
-        probes["postgres:cloud"] = _postgres_probe(cloud.host, cloud.port, cloud.user, cloud.database, cloud_password, primary_queries=False)
+        probes["postgres:cloud"] = _postgres_probe(cloud.host, cloud.port, cloud.user, cloud.database, cloud_password, primary_queries=False, subscriber=True)
     from prontuario_cli.cluster.haproxy import haproxy_socket
 
     socket = haproxy_socket(inventory)
@@ -89,20 +89,24 @@ def _etcd_probe(address: str, port: int) -> Probe:
     return probe
 
 
-def _postgres_probe(host: str, port: int, user: str, dbname: str, password: str | None, primary_queries: bool = True) -> Probe:
+def _postgres_probe(host: str, port: int, user: str, dbname: str, password: str | None, primary_queries: bool = True,
+                    subscriber: bool = False) -> Probe:
     def probe(deadline: float):
         from prontuario_cli.connect.postgres import PgTarget, session
 
         target = PgTarget(host=host, port=port, user=user, dbname=dbname, password=password, application_name="prontuario-replication")
         with session(target, deadline) as pg:
             node_rows = pg.execute(facts.PG_NODE_SQL)
-            replication_rows = []
+            replication_rows, slot_rows, subscription_rows = [], [], None
             if primary_queries and node_rows and not node_rows[0]["in_recovery"]:
                 replication_rows = pg.execute(facts.PG_REPLICATION_SQL)
                 if facts.needs_second_look(facts.parse_pg_replication(replication_rows)) and deadline - time.monotonic() > 0.5:
                     time.sleep(0.2)  # a standby caught mid-reply answers within milliseconds
                     replication_rows = pg.execute(facts.PG_REPLICATION_SQL)
-        return facts.parse_pg_node(node_rows, replication_rows)
+                slot_rows = pg.execute(facts.PG_LOGICAL_SLOTS_SQL)
+            if subscriber and pg.execute(facts.PG_HAS_PGLOGICAL_SQL)[0]["has_pglogical"]:
+                subscription_rows = pg.execute(facts.PG_SUBSCRIPTIONS_SQL)
+        return facts.parse_pg_node(node_rows, replication_rows, slot_rows, subscription_rows)
 
     return probe
 

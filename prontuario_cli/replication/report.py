@@ -53,6 +53,21 @@ class MemberRow:
 
 
 @dataclass(frozen=True)
+class CloudRow:
+    """The Cloud SQL replica's subscription, seen from both ends."""
+
+    subscription: str
+    slot: str
+    state: str | None  # the subscription's status on the replica: replicating, down, disabled, ...; None: not seen
+    slot_active: bool  # the subscriber is connected to its slot on the primary
+    lag_bytes: int | None  # the primary's position minus what the replica confirmed
+    lag_s: float | None  # since the replica began missing WAL (the checks' samples; resolution: their interval)
+    rpo_s: float  # the brief's target when both Macs are lost
+    applied_lsn: str | None  # the last provider position the replica applied
+    following: bool  # replicating, its slot on the primary, within the RPO target
+
+
+@dataclass(frozen=True)
 class ReplicaRow:
     name: str  # application_name
     node: str | None
@@ -149,6 +164,7 @@ class ReplicationReport:
     # {"healthy", "total", "majority", "spare", "quorum", "leader"}; None when no node lists an etcd port.
     etcd_quorum: dict | None = None
     failsafe_mode: bool | None = None  # Patroni's failsafe_mode (None: /config not read)
+    cloud: CloudRow | None = None  # the Cloud SQL replica (None: no cloud.data in the inventory)
     # Thresholds used, for the perfdata (not part of the JSON).
     sync_target_s: float = field(default=0.1, metadata={"json": False})
     alert_s: float = field(default=10.0, metadata={"json": False})
@@ -173,6 +189,9 @@ class ReplicationReport:
         perf.append(Perf("sentinels_agreeing", sum(1 for s in self.sentinels if s.agrees), "", min=0, max=len(self.sentinels)))
         writers = {r.node or r.server for r in self.haproxy if r.takes_writes}
         perf.append(Perf("haproxy_write_servers", len(writers) if self.haproxy else None, "", warn=1, crit=1, min=0))
+        if self.cloud is not None and not self.gcp_fallback_active:
+            perf.append(Perf("cloud_lag", self.cloud.lag_s, "s", warn=self.cloud.rpo_s / 2, crit=self.cloud.rpo_s, min=0))
+            perf.append(Perf("cloud_lag_bytes", self.cloud.lag_bytes, "B", min=0))
         return tuple(perf)
 
     def nagios(self) -> Nagios:

@@ -272,3 +272,57 @@ def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
     from prontuario_cli.files import write_atomically as write
 
     write(path, text, mode)
+
+
+# --------------------------------------------------------------------------- the cloud replica's lag in seconds
+
+CLOUD_LAG_FILE = "replication-cloud-wal.json"
+SAMPLES_KEEP_S = 2 * 3600  # older positions cannot matter: past the RPO target many times over
+SAMPLES_MAX = 2000
+
+
+def read_wal_samples(state_dir: Path) -> list[tuple[float, int]]:
+    """The primary's WAL positions the checks saw: ``[(unix time, byte position), ...]``, oldest first."""
+    try:
+        data = json.loads((Path(state_dir) / CLOUD_LAG_FILE).read_text())
+        return sorted((float(t), int(p)) for t, p in data.get("samples", []))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return []
+
+
+def add_wal_sample(samples: list[tuple[float, int]], now: float, position: int) -> list[tuple[float, int]]:
+    """``samples`` with the primary at ``position`` at ``now``; old ones dropped (pure).
+
+    A position lower than the last one (a new primary on a new timeline resumes from its
+    own, possibly earlier, end of WAL) starts the series again: positions from different
+    histories must not be compared.
+    """
+    kept = [(t, p) for t, p in samples if now - t <= SAMPLES_KEEP_S and t <= now]
+    if kept and position < kept[-1][1]:
+        kept = []
+    if not kept or kept[-1][1] != position:
+        kept.append((now, position))
+    return kept[-SAMPLES_MAX:]
+
+
+def lag_seconds(samples: list[tuple[float, int]], confirmed: int, now: float) -> float | None:
+    """How long the cloud replica has been missing WAL, from the checks' own samples.
+
+    The replica confirmed everything up to ``confirmed``. The first time a check saw the
+    primary past that position is when the replica began to fall behind: the lag is the
+    time since then (0 when no sample is past it). None when the samples cannot say (none
+    older than the confirmed position: the series started after it, e.g. just after a
+    failover). Its resolution is the interval between checks.
+    """
+    if not samples:
+        return None
+    past = [t for t, p in samples if p > confirmed]
+    if not past:
+        return 0.0
+    if samples[0][1] > confirmed and len(samples) == len(past):
+        return max(0.0, now - samples[0][0])  # behind since at least the oldest sample
+    return max(0.0, now - past[0])
+
+
+def record_wal_samples(state_dir: Path, samples: list[tuple[float, int]]) -> None:
+    write_atomically(Path(state_dir) / CLOUD_LAG_FILE, json.dumps({"samples": [[round(t, 3), p] for t, p in samples]}) + "\n")

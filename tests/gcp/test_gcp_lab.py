@@ -20,11 +20,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import LAB_BASE_PORT
 from tests.helpers import poll, run
 
 pytestmark = pytest.mark.lab
 
-BASE_PORT = 26000
+BASE_PORT = LAB_BASE_PORT + 1000  # 26000 beside the session lab at its default 25000
 LAB_DIR = f"/tmp/prontuario-test-gcp-{BASE_PORT}"
 STATE = Path(LAB_DIR) / "state"
 EVENTS = Path(LAB_DIR) / "notify-events.jsonl"
@@ -167,7 +168,7 @@ def test_promote_is_refused_while_a_mac_primary_is_up(lab):
     assert "plan:" not in result.err and "maintenance" not in result.err
     entries = [json.loads(line) for line in Path(os.environ["PRONTUARIO_AUDIT_LOG"]).read_text().splitlines()]
     assert {e["outcome"] for e in entries if e["command"].startswith("gcp promote")} == {"refused"}
-    assert api(lab, "GET", "/_standin/state")["in_recovery"] is True  # nothing was promoted
+    assert api(lab, "GET", "/_standin/state")["replica"] is True  # nothing was promoted
     assert not list(STATE.glob("gcp-promote-*.json")) and not (STATE / "gcp-fallback.json").exists()
     assert writers(lab) == before and before[0] in MACS  # HAProxy untouched
 
@@ -211,7 +212,7 @@ def test_promote_end_to_end_through_a_409_and_an_interruption(lab):
     print(f"\nlab promote: RTO {report['rto_s']} s ({report['rto_from']}), RPO bound {report['rpo_s']} s")
 
     # Emergency mode is on, everywhere it should be.
-    assert api(lab, "GET", "/_standin/state")["in_recovery"] is False
+    assert api(lab, "GET", "/_standin/state")["replica"] is False
     assert writers(lab) == ["cloudsql"]
     assert write_rows(lab, 10, "emergency") == lab.spec.standin_pg_port
     assert json.loads((STATE / "gcp-fallback.json").read_text())["active"] is True
@@ -238,7 +239,7 @@ def test_failback_brings_every_emergency_write_back_to_the_macs(lab):
     assert json.loads((STATE / "gcp-fallback.json").read_text())["active"] is False
     assert metric(lab) == "gcp_fallback_active 0"
     assert events()[-1]["event"] == "emergency-mode-off"
-    assert api(lab, "GET", "/_standin/state")["in_recovery"] is True  # the cloud replica is back
+    assert api(lab, "GET", "/_standin/state")["replica"] is True  # the cloud replica is back
     assert "cloudsql" not in writers(lab)
     assert not list(STATE.glob("gcp-*-prontuario-lab-replica.json"))  # journals archived
     poll(lambda: replication_ok(lab), 90, "replication check OK after failback")

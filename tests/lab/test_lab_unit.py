@@ -208,8 +208,10 @@ def test_redis_and_sentinel_configs():
 def test_standin_follows_through_the_haproxy_write_port():
     spec = LabSpec(dir="/srv/lab")
     conf = config.standin_pg_conf(spec)
-    assert f"port={spec.haproxy_write_port}" in conf and "recovery_target_timeline = 'latest'" in conf
+    # A plain PostgreSQL: it follows through its pglogical subscription, not as a standby.
+    assert "primary_conninfo" not in conf and "recovery_target_timeline" not in conf
     assert f"port = {spec.standin_pg_port}" in conf
+    assert f"port={spec.haproxy_write_port}" in config.standin_provider_dsn(spec)
 
 
 def test_component_names_are_stable_and_complete():
@@ -292,7 +294,7 @@ def test_probes_answer_not_ready_rather_than_raise_when_nothing_listens(tmp_path
     assert health.http_json(health.lab_url(port, "/patroni")) is None
     assert health.etcd_healthy(port) is False and health.etcd_is_leader(port) is False
     assert health.pg_query(port, "SELECT 1") is None
-    assert health.pg_in_recovery(port) is None and health.standin_streaming(port) is False
+    assert health.pg_in_recovery(port) is None and health.standin_replicating(port, "prontuario", "cloudsql") is False
     assert health.redis_role(port) is None
     assert health.sentinel_master(port, "prontuario") is None and health.sentinel_ready(port, "prontuario") is False
     assert health.describe_sentinel(None) == "no answer"
@@ -443,3 +445,40 @@ def test_with_serve_is_remembered_in_the_saved_spec(tmp_path):
     LabSpec(dir=str(tmp_path), with_serve=True).save()
     assert Lab(tmp_path, say=lambda text: None).spec.with_serve
     assert not Lab(tmp_path / "other", say=lambda text: None).spec.with_serve
+
+
+def test_the_lab_creates_the_drill_table_as_the_drill_does():
+    """pglogical replicates no DDL: the lab creates the drill's table before the
+    subscription, with the very statement the drill's write probe uses."""
+    import inspect
+
+    from prontuario_cli.drill import probes
+    from prontuario_cli.lab import logical
+
+    source = inspect.getsource(probes.prepare_table)
+    ddl = logical.DRILL_TABLE_DDL.replace("prontuario_drill.writes", "{TABLE}")
+    assert ddl.split("(", 1)[1] in source.replace('"\n                "', "").replace('f"', "").replace('" "', "")
+    assert probes.SCHEMA in logical.REPLICATED_SCHEMAS and all("PRIMARY KEY" in s for s in logical.LAB_SCHEMA if "TABLE" in s)
+
+
+def test_the_stand_in_subscribes_through_the_source_representation_instance(tmp_path):
+    import json
+
+    from prontuario_cli.lab import config
+    from prontuario_cli.lab.spec import LabSpec
+
+    spec = LabSpec(dir=str(tmp_path / "lab"), base_port=27000)
+    inventory = config.lab_inventory(spec)
+    replication = inventory.cloud.replication
+    assert replication.source == f"127.0.0.1:{spec.haproxy_write_port}"
+    # pglogical names the slot pgl_<subscriber database>_<provider node>_<subscription>.
+    assert replication.slot == f"pgl_{spec.database}_{replication.provider_node}_{replication.subscription}"
+    dcs = config.patroni_config(spec, "mac-studio-1")["bootstrap"]["dcs"]
+    assert dcs["slots"] == {replication.slot: {"type": "logical", "database": spec.database, "plugin": "pglogical_output"}}
+    parameters = dcs["postgresql"]["parameters"]
+    assert parameters["wal_level"] == "logical" and parameters["shared_preload_libraries"] == "pglogical"
+    conf = config.standin_pg_conf(spec)
+    assert "shared_preload_libraries = 'pglogical'" in conf and "primary_conninfo" not in conf
+    api = json.loads(config.standin_api_config(spec))
+    assert api["source_host_port"] == replication.source and api["subscription"] == replication.subscription
+    assert f"port={spec.haproxy_write_port}" in config.standin_provider_dsn(spec) and "connect_timeout=" in config.standin_provider_dsn(spec)

@@ -233,3 +233,41 @@ def test_a_healthy_etcd_is_quiet_and_an_alarm_fires_at_once(tmp_path, form):
         ],
     }
     assert_passes(rules, [test], tmp_path)
+
+
+# ----------------------------------------------------------------------- the Cloud SQL replica
+
+CLOUD = {"cluster": "prontuario", "subscription": "cloudsql"}
+
+
+def test_a_cloud_replica_that_stops_following_pages_after_two_minutes_unless_promoted(tmp_path, form):
+    rules = render(form=form)
+    stopped = expected_alert(rules, "CloudReplicaNotFollowing", CLOUD)
+    test = {
+        "interval": "15s",
+        "input_series": [
+            series(CLOUD, "1x3 0x20", name="prontuario_cloud_replica_following"),  # "1x3": 0-45 s; stopped from 60 s
+            series({"cluster": "prontuario"}, "0x23", name="gcp_fallback_active"),
+        ],
+        "alert_rule_test": [at("2m45s", "CloudReplicaNotFollowing"), at("3m", "CloudReplicaNotFollowing", stopped)],
+    }
+    promoted = {
+        "interval": "15s",
+        "input_series": [
+            series(CLOUD, "0x20", name="prontuario_cloud_replica_following"),
+            series({"cluster": "prontuario"}, "1x20", name="gcp_fallback_active"),  # emergency mode: the replica is the primary
+        ],
+        "alert_rule_test": [at("4m", "CloudReplicaNotFollowing")],
+    }
+    assert_passes(rules, [test, promoted], tmp_path)
+
+
+def test_a_cloud_replica_past_the_rpo_target_pages_after_a_minute(tmp_path, form):
+    rules = render(form=form)
+    behind = expected_alert(rules, "CloudReplicaBehind", CLOUD, value="90")
+    test = {
+        "interval": "15s",
+        "input_series": [series(CLOUD, "30x3 90x10", name="prontuario_cloud_replica_lag_seconds")],  # 90 s behind from 60 s
+        "alert_rule_test": [at("30s", "CloudReplicaBehind"), at("1m45s", "CloudReplicaBehind"), at("2m", "CloudReplicaBehind", behind)],
+    }
+    assert_passes(rules, [test], tmp_path)

@@ -21,7 +21,8 @@ from tests.monitor.promtool_harness import check_rules, groups_of_manifest, inve
 
 BRIEF = ["MacStudioDown", "DatabaseReplicationLag", "GCPFallbackActivated", "HAClusterDegraded"]
 ETCD = ["EtcdQuorumLost", "EtcdNoSpareVote", "EtcdAlarm", "PatroniFailsafeOff"]
-ALERTS = BRIEF + ETCD
+CLOUD = ["CloudReplicaNotFollowing", "CloudReplicaBehind"]
+ALERTS = BRIEF + ETCD + CLOUD
 
 
 def test_the_four_alerts_of_the_brief():

@@ -55,9 +55,9 @@ def healthy() -> dict[str, Outcome]:
     values = {
         "patroni:mac-studio-1": (dataclasses.replace(patroni.parse_patroni_node(data("patroni_mac-studio-1.json")), dcs_last_seen=None), cluster),
         "patroni:mac-studio-2": (dataclasses.replace(patroni.parse_patroni_node(data("patroni_mac-studio-2.json")), dcs_last_seen=None), cluster),
-        "postgres:mac-studio-1": facts.parse_pg_node(rows["primary_node"], rows["primary_replication"]),
+        "postgres:mac-studio-1": facts.parse_pg_node(rows["primary_node"], rows["primary_replication"], rows["primary_slots"]),
         "postgres:mac-studio-2": facts.parse_pg_node(rows["replica_node"]),
-        "postgres:cloud": facts.parse_pg_node(rows["cloud_node"]),
+        "postgres:cloud": facts.parse_pg_node(rows["cloud_node"], subscription_rows=rows["cloud_subscriptions"]),
         "redis:mac-studio-1": facts.parse_redis_replication(text("redis_info_mac-studio-1.txt")),
         "redis:mac-studio-2": facts.parse_redis_replication(text("redis_info_mac-studio-2.txt")),
         "sentinel:mac-studio-1": sentinel_view(),
@@ -99,9 +99,29 @@ def member_replica(**changes) -> facts.PgReplica:
 
 
 def cloud_replica(**changes) -> facts.PgReplica:
+    """The cloud replica's subscription walsender (pglogical: a logical slot, not a standby)."""
     row = facts.parse_pg_replication(pg_rows()["primary_replication"])[0]
-    assert row.application_name == "cloudsql-standin"
+    assert row.application_name == "cloudsql" and row.logical
     return dataclasses.replace(row, **changes)
+
+
+def cloud_slot(outcomes: dict[str, Outcome], **changes) -> dict[str, Outcome]:
+    """The healthy outcomes with the primary's logical slot for the cloud replica changed (or removed: ``gone=True``)."""
+    primary = outcomes["postgres:mac-studio-1"].value
+    gone = changes.pop("gone", False)
+    slots = () if gone else tuple(dataclasses.replace(s, **changes) for s in primary.logical_slots)
+    changed = dict(outcomes)
+    changed["postgres:mac-studio-1"] = Outcome("postgres:mac-studio-1", value=dataclasses.replace(primary, logical_slots=slots))
+    return changed
+
+
+def cloud_subscription(outcomes: dict[str, Outcome], **changes) -> dict[str, Outcome]:
+    """The healthy outcomes with the cloud replica's subscription changed."""
+    cloud = outcomes["postgres:cloud"].value
+    changed = dict(outcomes)
+    subs = tuple(dataclasses.replace(s, **changes) for s in cloud.subscriptions)
+    changed["postgres:cloud"] = Outcome("postgres:cloud", value=dataclasses.replace(cloud, subscriptions=subs))
+    return changed
 
 
 def replace_value(outcomes: dict[str, Outcome], name: str, **changes) -> dict[str, Outcome]:

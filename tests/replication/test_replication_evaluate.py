@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from prontuario_cli.replication import facts
 from prontuario_cli.replication.evaluate import effective_lag_s, evaluate, replica_verdict
 from prontuario_cli.replication.state import TimelineState, read_timeline, record_timeline
 from prontuario_cli.report import Status
@@ -26,7 +27,8 @@ def test_a_healthy_lab_is_ok():
     report = run()
     assert report.status == Status.OK, messages(report)
     assert report.leader == "mac-studio-1" and report.timeline == 1
-    assert [m.role for m in report.members] == ["leader", "sync_standby", "replica"]
+    assert [m.role for m in report.members] == ["leader", "sync_standby", "subscriber"]
+    assert report.cloud.following and report.cloud.state == "replicating" and report.cloud.lag_bytes == 0
     sync = [r for r in report.replicas if r.sync_state == "sync"]
     assert [r.node for r in sync] == ["mac-studio-2"]
     assert [h.server for h in report.haproxy if h.takes_writes] == ["mac-studio-1"]
@@ -80,10 +82,12 @@ def test_time_and_bytes_over_the_alert_is_critical():
     assert row.status == Status.CRITICAL and row.lag_s == 12.0
 
 
-def test_the_cloud_replica_far_behind_is_a_warning_not_critical():
-    cloud = fx.cloud_replica(replay_lag_s=120.0, replay_lag_bytes=64 * MiB)
+def test_the_cloud_subscription_is_not_judged_as_a_standby():
+    """pglogical's walsender has no lag times and replies on its own schedule: the slot says how it is doing."""
+    cloud = fx.cloud_replica(replay_lag_s=120.0, replay_lag_bytes=64 * MiB, reply_age_s=45.0)
     report = run(fx.with_replicas(fx.healthy(), fx.member_replica(), cloud))
-    assert report.status == Status.WARNING, messages(report)
+    assert report.status == Status.OK, messages(report)
+    assert [r.name for r in report.replicas] == ["mac-studio-2"]
 
 
 def test_an_asynchronous_patroni_replica_is_a_warning_and_no_sync_standby_is_critical():
@@ -135,8 +139,6 @@ def test_commits_waiting_for_a_frozen_sync_standby_is_critical_and_names_it():
 
 
 def test_the_frozen_standby_captured_in_the_lab_is_critical():
-    from prontuario_cli.replication import facts
-
     rows = fx.data("pg_rows_frozen_standby.json")
     outcomes = fx.healthy()
     primary = facts.parse_pg_node(rows["primary_node"], rows["primary_replication"])
@@ -171,13 +173,6 @@ def test_a_commit_waiting_less_than_the_timeout_is_normal():
     outcomes = with_primary(fx.with_replicas(fx.healthy(), busy, fx.cloud_replica()), sync_rep_waiters=3, sync_rep_wait_s=0.004)
     report = run(outcomes)
     assert report.status == Status.OK, messages(report)
-
-
-def test_a_silent_cloud_replica_is_only_a_warning():
-    cloud = fx.cloud_replica(replay_lag_bytes=4096, flush_lag_bytes=4096, reply_age_s=45.0)
-    report = run(fx.with_replicas(fx.healthy(), fx.member_replica(), cloud))
-    assert report.status == Status.WARNING, messages(report)
-    assert "cloudsql-standin: has not replied for 45 s" in messages(report)
 
 
 def test_commits_waiting_for_a_standby_that_is_not_connected_is_critical():
@@ -335,7 +330,7 @@ def test_one_sentinel_down_keeps_quorum_and_is_a_warning():
     outcomes["sentinel:witness"] = fx.refused("sentinel:witness")
     report = run(outcomes)
     assert report.status == Status.WARNING, messages(report)
-    assert report.nagios().perfdata[-3].render().startswith("sentinels=2")
+    assert next(p for p in report.nagios().perfdata if p.label == "sentinels").render().startswith("sentinels=2")
 
 
 def test_two_sentinels_down_is_critical():
@@ -428,10 +423,47 @@ def test_gcp_fallback_active_is_critical():
     assert report.status == Status.CRITICAL and report.gcp_fallback_active
 
 
-def test_cloud_replica_read_write_without_a_promote_is_critical():
-    outcomes = fx.replace_value(fx.healthy(), "postgres:cloud", in_recovery=False)
+def test_a_cloud_subscription_that_stopped_following_is_critical():
+    for status in ("down", "disabled", "initializing"):
+        report = run(fx.cloud_subscription(fx.healthy(), status=status))
+        assert report.status == Status.CRITICAL and f"cloud replica stopped following: subscription cloudsql is {status}" in messages(report)
+        assert not report.cloud.following
+
+
+def test_no_subscription_or_no_pglogical_on_the_cloud_replica_is_critical():
+    outcomes = fx.replace_value(fx.healthy(), "postgres:cloud", subscriptions=())
+    assert "cloud replica has no subscription 'cloudsql'" in messages(run(outcomes))
+    outcomes = fx.replace_value(fx.healthy(), "postgres:cloud", subscriptions=None)
     report = run(outcomes)
-    assert report.status == Status.CRITICAL and "cloud replica is read-write" in messages(report)
+    assert report.status == Status.CRITICAL and "cloud replica has no pglogical" in messages(report)
+
+
+def test_the_cloud_slot_missing_or_lost_on_the_primary_is_critical():
+    report = run(fx.cloud_slot(fx.healthy(), gone=True))
+    assert report.status == Status.CRITICAL and "slot pgl_prontuario_onprem_cloudsql is missing on the primary mac-studio-1" in messages(report)
+    report = run(fx.cloud_slot(fx.healthy(), wal_status="lost"))
+    assert report.status == Status.CRITICAL and "has lost WAL the cloud replica still needs" in messages(report)
+
+
+def test_the_cloud_replica_behind_past_the_rpo_target_is_critical_and_half_of_it_a_warning():
+    from prontuario_cli.replication.evaluate import now_epoch
+
+    checked_at = "2026-11-29T12:00:00+00:00"
+    now = now_epoch(checked_at)
+    confirmed = facts.lsn_to_int(fx.healthy()["postgres:mac-studio-1"].value.logical_slots[0].confirmed_flush_lsn)
+    outcomes = fx.cloud_slot(fx.healthy(), behind_bytes=5 * MiB)
+    for age, status in ((90, Status.CRITICAL), (40, Status.WARNING), (10, Status.OK)):
+        samples = [(now - 300, confirmed - 100), (now - age, confirmed + 10), (now, confirmed + 5 * MiB)]
+        report = evaluate(fx.inventory(), outcomes, checked_at=checked_at, cloud_samples=samples)
+        assert report.status == status, (age, messages(report))
+        assert report.cloud.lag_s == pytest.approx(age) and report.cloud.lag_bytes == 5 * MiB
+    assert "past the 60 s RPO target" in messages(evaluate(fx.inventory(), outcomes, checked_at=checked_at,
+                                                            cloud_samples=[(now - 90, confirmed + 1)]))
+
+
+def test_after_a_promote_the_cloud_replica_follows_nothing():
+    report = run(fx.cloud_subscription(fx.healthy(), status="disabled"), gcp_active=True)
+    assert "stopped following" not in messages(report) and report.members[-1].state == "promoted"
 
 
 def test_cloud_replica_unreachable_is_a_warning():

@@ -40,11 +40,21 @@ def test_pg_primary_with_replicas():
     node = facts.parse_pg_node(rows["primary_node"], rows["primary_replication"])
     assert node.role == "primary" and node.timeline == 1
     names = [r.application_name for r in node.replicas]
-    assert names == ["cloudsql-standin", "mac-studio-2"]
+    assert names == ["cloudsql", "mac-studio-2"] and node.replicas[0].logical and not node.replicas[1].logical
     sync = node.replicas[1]
     assert sync.synchronous and sync.state == "streaming" and sync.replay_lag_bytes == 0
     assert sync.replay_lag_s is None  # idle primary: PostgreSQL reports NULL lag
     assert not node.replicas[0].synchronous
+
+
+def test_the_cloud_replica_seen_from_both_ends():
+    rows = pg_rows()
+    primary = facts.parse_pg_node(rows["primary_node"], rows["primary_replication"], rows["primary_slots"])
+    [slot] = primary.logical_slots
+    assert (slot.name, slot.plugin, slot.active, slot.behind_bytes) == ("pgl_prontuario_onprem_cloudsql", "pglogical_output", True, 0)
+    cloud = facts.parse_pg_node(rows["cloud_node"], subscription_rows=rows["cloud_subscriptions"])
+    assert cloud.role == "primary" and [(s.name, s.status, s.slot_name) for s in cloud.subscriptions] == [("cloudsql", "replicating", slot.name)]
+    assert facts.parse_pg_node(rows["cloud_node"]).subscriptions is None  # no pglogical there: unknown, not "none"
 
 
 def test_pg_primary_with_a_frozen_sync_standby():
