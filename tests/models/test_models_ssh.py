@@ -157,6 +157,20 @@ def test_a_changed_host_key_is_refused_and_the_target_is_untouched(macs, tmp_pat
     assert not (macs["mac2"] / "tiny" / "current").exists() and not (macs["mac2"] / "tiny" / version).exists()
 
 
+def test_a_source_that_does_not_verify_is_refused_and_the_receive_started_meanwhile_changes_nothing(macs):
+    """The target's receive starts while the source verifies; it stops at its gate when the source fails."""
+    version = installed(macs, {"config.json": 500, "weights/a.bin": 2 * MiB})
+    damaged = macs["mac1"] / "tiny" / version / "weights/a.bin"
+    data = bytearray(damaged.read_bytes())
+    data[MiB] ^= 0x40
+    damaged.write_bytes(bytes(data))
+    refused = cli(macs, "models", "sync", "tiny", "--from", "mac-studio-1", "--to", "mac-studio-2", "--yes", "--json")
+    assert refused.code == 65, refused.err
+    assert "mac-studio-1: tiny does not verify there" in refused.err and "it cannot be the source" in refused.err
+    target = macs["mac2"] / "tiny"
+    assert not (target / "current").exists() and not (target / version).exists() and not (target / ".staging").exists()
+
+
 def test_bad_input_is_one_clear_line(macs, tmp_path):
     (tmp_path / "manifests" / "evil.yaml").write_text(
         f"format: 1\nname: evil\nrole: llm\nruntime: mlx-lm\nsource: {{origin: x}}\nfiles:\n  - {{path: ../../etc/passwd, size: 1, sha256: {'a' * 64}}}\n"
