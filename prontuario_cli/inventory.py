@@ -348,12 +348,10 @@ def find_inventory(explicit: str | os.PathLike | None = None) -> Path:
 
 def load_inventory(explicit: str | os.PathLike | None = None) -> Inventory:
     """Find, parse and validate the inventory; raise ConfigError listing every problem."""
+    from prontuario_cli.schema import read_document
+
     path = find_inventory(explicit)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read inventory {path}: {exc}") from None
-    return parse_inventory(text, str(path))
+    return parse_inventory(read_document(path, "inventory"), str(path))
 
 
 SECRETS_REFUSED = {SecretRef: "secrets are never written in cluster.yaml: use {env: VARIABLE} or {file: /path/mode-0600}"}

@@ -18,6 +18,18 @@ from typing import Literal
 from prontuario_cli.errors import ConfigError
 
 
+def read_document(path, what: str, missing_hint: str | None = None) -> str:
+    """The text of a YAML document on disk (UTF-8); ConfigError naming it when it cannot be read."""
+    from pathlib import Path
+
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"no {what} {path}", hint=missing_hint) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the {what} {path}: {exc}") from None
+
+
 def compose(text: str, source: str, what: str):
     """The YAML node tree of ``text``; ConfigError "SOURCE:LINE: malformed YAML" or "empty"."""
     import yaml

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from prontuario_cli.errors import ConfigError
 
 ROLES = ("primary", "secondary", "witness")
 VARIABLES = ("node", "address", "role", "os", "prefix", "user", "home", "venv", "brew", "store", "docs")
@@ -189,11 +188,9 @@ class _Head:
 
 
 def load_playbook(path: Path) -> Playbook:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the playbook {path}: {exc}") from None
-    return parse_playbook(text, str(path))
+    from prontuario_cli.schema import read_document
+
+    return parse_playbook(read_document(path, "playbook"), str(path))
 
 
 def parse_playbook(text: str, source: str = "playbook.yaml") -> Playbook:

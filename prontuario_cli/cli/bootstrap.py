@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from prontuario_cli.cli.common import audited, confirm, emit, get_env, output_options
+from prontuario_cli.cli.complete import node_names
 from prontuario_cli.errors import ExitCode
 
 app = typer.Typer(
@@ -22,13 +23,6 @@ app = typer.Typer(
 )
 
 NODES_HELP = "Nodes to bootstrap (default: every node of the inventory)."
-
-
-def complete_node(ctx, args, incomplete: str) -> list[str]:
-    try:
-        return [n.name for n in get_env().inventory().nodes if n.name.startswith(incomplete)]
-    except Exception:  # noqa: BLE001 -- completion must never fail loudly
-        return []
 
 
 class HostsView:
@@ -99,7 +93,7 @@ class HostsView:
 @app.command("run")
 @output_options
 def run(
-    nodes: Optional[List[str]] = typer.Argument(None, help=NODES_HELP, autocompletion=complete_node),
+    nodes: Optional[List[str]] = typer.Argument(None, help=NODES_HELP, autocompletion=node_names),
     check: bool = typer.Option(False, "--check", help="Show what would change; change nothing."),
     dry_run: bool = typer.Option(False, "--dry-run", help="The same as --check."),
     diff: bool = typer.Option(False, "--diff", help="Print unified diffs of the files that change."),
@@ -169,7 +163,7 @@ def _confirm_with_plan(book, question: str, yes: bool) -> None:
 @app.command("facts")
 @output_options
 def facts(
-    node: str = typer.Argument(..., help="The node.", autocompletion=complete_node),
+    node: str = typer.Argument(..., help="The node.", autocompletion=node_names),
     accept_new: bool = typer.Option(False, "--accept-new", help="Trust the node's host key the first time it is seen."),
 ) -> None:
     """Show what pyinfra sees on a node: OS, kernel, architecture, user, Homebrew, Python, pmset, security.

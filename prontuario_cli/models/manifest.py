@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from prontuario_cli.errors import ConfigError
 
 Role = Literal["llm", "stt", "face"]
 Runtime = Literal["mlx-lm", "mlx-whisper", "onnxruntime"]
@@ -107,13 +106,9 @@ def path_problem(path: str) -> str | None:
 
 
 def load_manifest(path: str | Path) -> Manifest:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"no manifest {path}", hint="write one with: prontuario models lock NAME --from-dir PATH") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the manifest {path}: {exc}") from None
+    from prontuario_cli.schema import read_document
+
+    text = read_document(path, "manifest", missing_hint="write one with: prontuario models lock NAME --from-dir PATH")
     return parse_manifest(text, str(path))
 
 
