@@ -224,3 +224,24 @@ def test_facts_show_what_pyinfra_sees_over_the_same_connection(site):
     inventory.write_text(site["inventory"].read_text().replace(str(site["sshd"]["known_hosts"]), str(wrong)))
     refused = run("-i", str(inventory), "bootstrap", "facts", "mac-studio-1")
     assert refused.code == ExitCode.PERMISSION and "HOST KEY MISMATCH" in refused.err
+
+
+def test_the_shipped_debian_playbook_sets_up_the_witness_and_a_second_run_changes_nothing(site):
+    """playbooks/debian-node.yaml itself, on the witness, as a rehearsal under --prefix (no systemd here)."""
+    shipped = Path(__file__).resolve().parents[2] / "playbooks"
+
+    def apply(*options: str):
+        return run("-i", str(site["inventory"]), "bootstrap", "run", "witness", "--playbooks", str(shipped),
+                   "--prefix", str(site["tree"]) + "/{node}", *options)
+
+    first = apply("--yes", "--json")
+    assert first.code == 0, first.err
+    assert hosts(first)["witness"]["changed"] >= 3
+    root = site["tree"] / "witness"
+    assert "enable-grpc-gateway: true" in (root / "etc/prontuario/etcd.yml").read_text()
+    assert (root / "var/lib/prontuario/sentinel/sentinel.conf").exists() and (root / "etc/systemd/system/prontuario-sentinel.service").exists()
+    assert not (root / "etc/prontuario/patroni.yml").exists() and not (root / "etc/systemd/system/prontuario-docs-sync.timer").exists()
+    settled = tree_hash(site["tree"])
+    second = apply("--yes", "--json")
+    assert second.code == 0 and hosts(second)["witness"]["changed"] == 0, second.out
+    assert tree_hash(site["tree"]) == settled

@@ -56,6 +56,19 @@ def docs(lab, *args: str):
     return run("-i", str(lab.inventory_path), "docs", *args)
 
 
+def _switched_over(inventory, leader: str, candidate: str) -> bool:
+    from prontuario_cli.cluster import patroni
+    from prontuario_cli.errors import OperationFailed
+
+    try:
+        patroni.switchover(inventory, leader, candidate)
+    except OperationFailed as exc:
+        if "no good candidates" in exc.message:
+            return False
+        raise
+    return True
+
+
 def test_documents_follow_the_leader_through_a_switchover(lab, docs_lab):
     from prontuario_cli.cluster import patroni
 
@@ -89,8 +102,10 @@ def test_documents_follow_the_leader_through_a_switchover(lab, docs_lab):
     # A document the leader takes in its last moments, never pushed before the switchover.
     (dirs[leader] / "last-moments.pdf").write_text("written on the old leader just before the switchover")
 
-    # Switch over: the standby leads now.
-    patroni.switchover(inventory, leader, standby)
+    # Switch over: the standby leads now. Patroni takes a standby as a candidate only once it
+    # holds a copy of every permanent logical slot (the cloud subscription's): right after
+    # another test's failover it may answer 412 "no good candidates" for a few seconds.
+    poll(lambda: _switched_over(inventory, leader, standby), SETTLE_S, f"Patroni to accept {standby} as the switchover candidate", every=1.0)
     poll(lambda: settled(inventory) == (standby, leader), SETTLE_S, f"{standby} leading with {leader} as sync standby", every=0.5)
     (dirs[standby] / "after.pdf").write_text("written on the new leader")
 
