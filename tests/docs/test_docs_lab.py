@@ -70,8 +70,6 @@ def _switched_over(inventory, leader: str, candidate: str) -> bool:
 
 
 def test_documents_follow_the_leader_through_a_switchover(lab, docs_lab):
-    from prontuario_cli.cluster import patroni
-
     inventory, dirs = docs_lab
     leader, standby = settled(inventory)
     dirs[leader].mkdir(parents=True, exist_ok=True)
