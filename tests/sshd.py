@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -54,16 +53,23 @@ def start_sshd(base: Path, session_env: dict[str, str] | None = None, users: tup
     os.makedirs("/run/sshd", exist_ok=True)
     with open(base / "sshd.log", "w") as log:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while True:
+    from prontuario_cli.errors import ProntuarioError
+    from prontuario_cli.poll import wait_for
+
+    def listening() -> bool:
+        if proc.poll() is not None:
+            raise SshdFailed(f"sshd exited {proc.returncode}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
+            return True
         except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                stop_sshd({"proc": proc})
-                raise SshdFailed(f"sshd did not start: {(base / 'sshd.log').read_text()[-500:]}") from None
-            time.sleep(0.05)
+            return False
+
+    try:
+        wait_for("sshd listening", listening, 10, interval_s=0.05)
+    except (SshdFailed, ProntuarioError):
+        stop_sshd({"proc": proc})
+        raise SshdFailed(f"sshd did not start: {(base / 'sshd.log').read_text()[-500:]}") from None
     known_hosts = base / "known_hosts"
     known_hosts.write_text(f"[127.0.0.1]:{port} {host_pub}\n")
     return {"port": port, "key": user_key, "known_hosts": known_hosts, "base": base, "proc": proc}
