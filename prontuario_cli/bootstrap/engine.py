@@ -65,7 +65,7 @@ class HostRecap:
     unreachable: str | None = None
     changes: list[str] = field(default_factory=list)  # steps that changed (or, with --check, would)
     failure: Failure | None = None
-    facts: dict[str, Any] = field(default_factory=dict)
+    diff: str = ""  # with --diff: what each changed file becomes (pyinfra's unified diff)
 
     @property
     def status(self) -> str:
@@ -335,7 +335,7 @@ def run(inventory: Inventory, planned: list[Planned], *, check: bool, diff: bool
         if diffs is not None:
             pyinfra_logger.removeHandler(diffs)
             for recap in recaps.values():
-                recap.facts["diff"] = diffs.text.get(recap.node, "")
+                recap.diff = diffs.text.get(recap.node, "")
         pyinfra_logger.setLevel(previous_level)
 
 

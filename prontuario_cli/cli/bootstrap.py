@@ -147,8 +147,8 @@ def _say_diffs(hosts) -> None:
     """With --diff: what each changed file would become, per host, on stderr (stdout stays the report)."""
     env = get_env()
     for h in hosts:
-        if h.facts.get("diff"):
-            env.say(f"--- {h.node} ---\n{h.facts['diff'].rstrip()}")
+        if h.diff:
+            env.say(f"--- {h.node} ---\n{h.diff.rstrip()}")
 
 
 def _confirm_with_plan(book, question: str, yes: bool) -> None:

@@ -23,7 +23,9 @@ from prontuario_cli.report import Status
 
 
 def store_of(inventory: Inventory, node: Node) -> str:
-    return node.models_dir or inventory.models.store
+    from prontuario_cli.render.apps import model_store
+
+    return model_store(inventory, node)
 
 
 def manifests_dir(inventory: Inventory) -> Path:
