@@ -32,6 +32,17 @@ PGLOGICAL_PLUGIN = "pglogical_output"
 SAFETY = {"synchronous_mode": True, "failsafe_mode": True}
 MAXIMUM_LAG_ON_FAILOVER = 1048576  # bytes: a replica further behind is never promoted
 
+# The table prontuario itself writes to through HAProxy: the drills' write probes, and
+# the marker rows that prove the cloud replica follows. It must be in the pglogical
+# replication set (created before the subscription: pglogical replicates no DDL) and
+# carries a primary key so every change to it can be replicated.
+PROBE_SCHEMA = "prontuario_drill"
+PROBE_TABLE = f"{PROBE_SCHEMA}.writes"
+PROBE_TABLE_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {PROBE_TABLE} (run_id text NOT NULL, seq bigint NOT NULL, "
+    "written_at timestamptz NOT NULL DEFAULT clock_timestamp(), PRIMARY KEY (run_id, seq))"
+)
+
 
 def logical_slot(database: str) -> dict[str, str]:
     """A permanent slot for a pglogical subscription to ``database``.

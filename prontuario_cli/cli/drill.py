@@ -120,10 +120,18 @@ def failover(
     mode: Mode = typer.Option(Mode.kill, "--mode", "-m", help="switchover (planned), kill (node loss), stop (graceful), hang (SIGSTOP)."),
     service: Service = typer.Option(Service.postgres, "--service", "-s", help="postgres (Patroni) or redis (Sentinel)."),
     restore_primary: bool = typer.Option(False, "--restore-primary", help="After the rollback, switch back to the original primary."),
+    skip_cloud: bool = typer.Option(
+        False, "--skip-cloud", help="Do not require the cloud replica to follow the new primary (it is being rebuilt). Recorded in the report."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; touch nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (for cron)."),
 ) -> None:
     """Fail the primary over for real, measure RTO/RPO, then roll back (weekly drill).
+
+    With a cloud fallback in the inventory, a PostgreSQL drill also starts only once the
+    sync standby holds the cloud replica's slot, and ends by proving the cloud replica
+    follows the new primary: its first write arrives there within the RPO target, and
+    the replica holds every acknowledged write and nothing the new primary lacks.
 
     Example: prontuario -i /var/lib/prontuario/lab/cluster.yaml drill failover --mode kill --yes
     """
@@ -132,13 +140,13 @@ def failover(
     env = get_env()
     view = for_env(env)
     mode, service = Mode(mode).value, Service(service).value
-    experiment = _failover_experiment(env.inventory(), mode, service, restore_primary, view.progress)
-    args = {"mode": mode, "service": service, "restore_primary": restore_primary}
+    experiment = _failover_experiment(env.inventory(), mode, service, restore_primary, view.progress, cloud=not skip_cloud)
+    args = {"mode": mode, "service": service, "restore_primary": restore_primary, "skip_cloud": skip_cloud}
     question = f"run a {mode} failover drill of {service}? It really fails the primary over"
     _run("drill failover", args, experiment, question, view, dry_run=dry_run, yes=yes)
 
 
-def _failover_experiment(inventory, mode: str, service: str, restore_primary: bool, progress=None):
+def _failover_experiment(inventory, mode: str, service: str, restore_primary: bool, progress=None, cloud: bool = True):
     from prontuario_cli import drill
     from prontuario_cli.drill.failover import MODES, FailoverOptions, PostgresFailover
     from prontuario_cli.errors import UsageError
@@ -152,7 +160,7 @@ def _failover_experiment(inventory, mode: str, service: str, restore_primary: bo
         from prontuario_cli.drill.redis_failover import RedisFailover
 
         return RedisFailover(inventory, FailoverOptions(mode=mode, restore_primary=restore_primary), run_id, get_env().say, progress)
-    return PostgresFailover(inventory, FailoverOptions(mode=mode, restore_primary=restore_primary), run_id, get_env().say, progress)
+    return PostgresFailover(inventory, FailoverOptions(mode=mode, restore_primary=restore_primary, cloud=cloud), run_id, get_env().say, progress)
 
 
 @app.command("health")

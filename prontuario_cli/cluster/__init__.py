@@ -6,6 +6,9 @@
   maintenance, safe release, the write frontend).
 - ``patroni.py``: Patroni's REST answers parsed, the cluster view, switchover.
 - ``fallback.py``: the emergency-mode flag of the cloud fallback and its metric.
+- ``logical.py``: the logical slots the cloud replica's pglogical subscription reads on
+  the Macs (``replication check`` on every Mac, ``gcp status`` and the failover drill on
+  one).
 
 Nothing here imports a capability, typer or rich.
 """

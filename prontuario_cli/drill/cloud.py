@@ -19,7 +19,7 @@ from prontuario_cli.cluster.nodes import node_access
 from prontuario_cli.drill.engine import Activity, StepFailed
 from prontuario_cli.drill.journal import TargetCheck
 from prontuario_cli.drill.probes import TABLE, pg_write_probe
-from prontuario_cli.errors import ProntuarioError, RefusedError
+from prontuario_cli.errors import RefusedError
 from prontuario_cli.inventory import Inventory
 from prontuario_cli.poll import wait_for
 
@@ -72,30 +72,21 @@ class CloudDrill:
     def _replication_works(self) -> str:
         """End to end: a row written through HAProxy must appear on the cloud replica.
 
-        A replica can be 'in recovery' and still not follow the Macs (diverged after a
-        failover, receiver down): the drill must not promote it and call the loss an RPO.
+        A replica can say it follows the Macs and still not receive their rows (an apply
+        worker stuck, a diverged replica): the drill must not promote it and call the loss
+        an RPO.
         """
-        from prontuario_cli.drill.probes import write_marker
-        from prontuario_cli.gcp.data import open_session
+        from prontuario_cli.gcp.follow import NotFollowing, marker_arrives
 
-        marker = f"{self.run_id}-replication-{time.time_ns()}"
-        write_marker(ha.frontend_target(self.inv, application_name="prontuario-drill"), marker)
-        started = time.monotonic()
-
-        def arrived():
-            with open_session(self.inv, self.instance, time.monotonic() + 5) as session:
-                return session.execute(f"SELECT 1 FROM {TABLE} WHERE run_id = %s", (marker,))
-
-        budget = self.inv.targets.both_lost.rpo_s
         try:
-            wait_for(f"the marker row on {self.instance}", arrived, budget, interval_s=0.2)
-        except ProntuarioError:
+            arrival = marker_arrives(self.inv, self.instance, f"{self.run_id}-replication-{time.time_ns()}")
+        except NotFollowing as exc:
             raise StepFailed(
-                f"{self.instance} did not receive a write within {budget:g} s: it is not following the Macs",
-                hint="rebuild it as a replica (lab: Lab.rebuild_standin(); Google: re-create the drill replica) before the drill",
+                exc.message,
+                hint="prontuario replication check shows why (subscription, slot); the lab's stand-in: Lab.rebuild_standin()",
             ) from None
-        self.m["replication_delay_s"] = round(time.monotonic() - started, 3)
-        return f"arrived after {self.m['replication_delay_s']:.2f} s"
+        self.m["replication_delay_s"] = arrival.delay_s
+        return f"arrived after {arrival.delay_s:.2f} s"
 
     def _cluster_ok(self) -> str:
         view = patroni.cluster_view(self.inv)

@@ -39,6 +39,10 @@ class FailoverOptions:
     rejoin_timeout_s: float = 60.0  # the old primary's rejoin (pg_rewind, then sync standby: 6-16 s measured)
     baseline_s: float = 2.0
     tail_s: float = 2.0
+    # How long a standby may take to get the cloud replica's permanent slot: Patroni
+    # copies it once per HA loop (loop_wait, 10 s by default) once the standby streams.
+    slot_wait_s: float = 45.0
+    cloud: bool = True  # assert the cloud replica follows the new primary (when the inventory has one)
 
 
 class PostgresFailover:
@@ -60,6 +64,9 @@ class PostgresFailover:
         self.watch: Watcher | None = None
         self.m: dict[str, Any] = {}
         self.faulted = False
+        self.cloud = cloud_follows_here(inventory) if options.cloud else None  # the cloud replica's instance
+        self.cloud_watch = None  # times the first write on the new primary reaching it
+        self.committed: set[int] = set()
 
     # ------------------------------------------------------------------ plan
 
@@ -80,6 +87,13 @@ class PostgresFailover:
             + f"wait (≤ {self.rollback_budget_s:g} s) for the steady state: one leader, whichever node it is, with a streaming "
             "sync standby, replication check OK or WARNING, HAProxy writing to the leader only (Ctrl-C abandons the rollback)",
         ]
+        if self.cloud:
+            steps.insert(1, f"check: the sync standby holds the cloud replica's logical slot (≤ {self.slot_wait_s:g} s), so {self.cloud} can follow it")
+            steps.insert(
+                -1,
+                f"cloud: the first write on the new primary reaches {self.cloud} within the {self.rpo_s:g} s RPO target; once a later "
+                "marker row arrives, every acknowledged write is there (rows the new primary lacks are counted and reported)",
+            )
         if self.opt.restore_primary:
             steps.append("restore: switch over back to the original primary (if it does not lead already)")
         steps.append("record the timeline change as caused by this drill, so the next replication checks do not warn for it")
@@ -93,7 +107,32 @@ class PostgresFailover:
             Activity("replication check is not CRITICAL (lag under threshold)", self._check_replication),
             Activity("HAProxy: exactly one write server, the leader", self._check_haproxy_leader),
             Activity("writes flow through HAProxy", lambda: writes_flow(ha.frontend_target(self.inv, application_name="prontuario-drill"), self.run_id)),
-        ]
+        ] + ([Activity("the sync standby holds the cloud replica's logical slot", self._check_standby_slot)] if self.cloud else [])
+
+    @property
+    def rpo_s(self) -> float:
+        """The cloud replica's RPO target (both Macs lost): how far behind it may be."""
+        return self.inv.targets.both_lost.rpo_s
+
+    @property
+    def slot_wait_s(self) -> float:
+        return self.opt.slot_wait_s
+
+    def _check_standby_slot(self) -> str:
+        """A failover to a standby without the slot would cut the cloud replica off; Patroni
+        also refuses a switchover to it (412, no good candidates) until it has it."""
+        from prontuario_cli.cluster.logical import slot_on
+
+        slot = self.inv.cloud.replication.slot
+        _, waited = wait_for(
+            f"{self.new} to hold slot {slot}", lambda: slot_on(self.inv, self.new, slot), self.slot_wait_s, interval_s=0.5,
+            on_timeout=lambda _: StepFailed(
+                f"sync standby {self.new} does not hold the cloud replica's slot {slot} after {self.slot_wait_s:g} s: "
+                "a failover to it would cut the cloud replica off",
+                hint="check Patroni's permanent slots (patronictl show-config: slots) and the standby's log",
+            ),
+        )
+        return f"{self.new} holds {slot}" + (f" (waited {waited:.1f} s)" if waited >= 0.5 else "")
 
     def _check_patroni(self) -> str:
         view, self.old, self.new = leader_with_sync_standby(self.inv)
@@ -162,13 +201,18 @@ class PostgresFailover:
             interval_s=0.05,
         )
         self.m["rto_s"] = round(attempt.done - self.t_fault, 3)
+        if self.cloud:
+            from prontuario_cli.gcp.follow import ArrivalWatch
+
+            self.cloud_watch = ArrivalWatch(self.inv, self.cloud, self.run_id, attempt.seq, self.rpo_s).start()
         time.sleep(self.opt.tail_s)  # keep writing a little after recovery, by design
         return f"first write on {attempt.server} {self.m['rto_s']:.2f} s after the fault"
 
     def _count(self) -> str:
         wlog = self.writes.stop()
         rlog = self.reads.stop()
-        self.m.update(tally(wlog, committed_seqs(ha.frontend_target(self.inv, application_name="prontuario-drill"), self.run_id)))
+        self.committed = committed_seqs(ha.frontend_target(self.inv, application_name="prontuario-drill"), self.run_id)
+        self.m.update(tally(wlog, self.committed))
         self.m.update(
             write_gap_s=round(wlog.longest_gap(self.t_fault, wlog.rel(time.monotonic())), 3),
             read_gap_s=round(rlog.longest_gap(self.t_fault, rlog.rel(time.monotonic())), 3),
@@ -192,7 +236,76 @@ class PostgresFailover:
                 lambda: wait_for("writes flowing", lambda: writes_flow(ha.frontend_target(self.inv, application_name="prontuario-drill"), self.run_id), self.settle_s, interval_s=0.5)[0],
             ),
             Activity("Patroni leader is the former standby", self._check_new_leader),
-        ]
+        ] + ([
+            Activity(
+                f"the cloud replica {self.cloud} follows the new primary (its first write arrives)", self._cloud_caught_up,
+                target_s=self.rpo_s, label="RPO", since=self._first_ack_mono,
+            ),
+            Activity(f"{self.cloud} holds every acknowledged write (and what the new primary lacks is counted)", self._cloud_consistent),
+        ] if self.cloud else [])
+
+    def _first_ack_mono(self) -> float | None:
+        rto = self.m.get("rto_s")
+        fault = self._fault_mono()
+        return fault + rto if fault is not None and rto is not None else None
+
+    def _cloud_caught_up(self) -> str:
+        if self.cloud_watch is None:
+            raise StepFailed("no write on the new primary to look for on the cloud replica")
+        delay = self.cloud_watch.result()
+        if delay is None:
+            raise StepFailed(
+                f"{self.cloud} did not receive the new primary's first write within {self.rpo_s:g} s: it does not follow the new primary",
+                hint="prontuario replication check shows the subscription and the slot",
+            )
+        self.m["cloud_catch_up_s"] = delay
+        self.m["cloud_catch_up_after_fault_s"] = round(self.m["rto_s"] + delay, 3)
+        return f"arrived {delay:.2f} s after it was acknowledged ({self.m['cloud_catch_up_after_fault_s']:.2f} s after the fault)"
+
+    def _cloud_consistent(self) -> str:
+        """Compare this drill's rows on both sides once a later marker has arrived (commit
+        order: everything before it is applied).
+
+        An acknowledged write missing on the replica fails the step: the fallback lacks
+        data the hospital was told is safe. A row only the replica holds is reported, not
+        failed, when it is a write in flight at the fault (never acknowledged): PostgreSQL
+        15's logical walsender can send a commit before the sync standby has it, so the
+        replica keeps a commit the new primary never had (PostgreSQL 17's
+        ``synchronized_standby_slots`` closes this). Any other extra row fails the step.
+        """
+        from prontuario_cli.gcp.follow import NotFollowing, marker_arrives, seqs_on
+
+        try:
+            marker_arrives(self.inv, self.cloud, f"{self.run_id}-cloud-marker", self.rpo_s)
+        except NotFollowing as exc:
+            raise StepFailed(exc.message, hint=exc.hint) from None
+        on_cloud = seqs_on(self.inv, self.cloud, self.run_id)
+        attempts = self.writes.log.attempts
+        acked = {a.seq for a in attempts if a.outcome == "acked"}
+        in_flight = {a.seq for a in attempts if a.outcome == "unknown"}
+        missing, extra = sorted(acked - on_cloud), sorted(on_cloud - self.committed)
+        unexplained = [seq for seq in extra if seq not in in_flight]
+        self.m.update(cloud_rows=len(on_cloud), cloud_missing_acked=len(missing), cloud_only_rows=len(extra))
+        if missing:
+            self.m["cloud_missing_seqs"] = missing[:50]
+        if extra:
+            self.m["cloud_only_seqs"] = extra[:50]
+        if missing or unexplained:
+            raise StepFailed(
+                f"{self.cloud} diverged from the new primary: {len(missing)} acknowledged writes missing"
+                + (f", {len(unexplained)} rows the new primary does not hold that were never in flight" if unexplained else ""),
+                hint="it cannot be trusted as the fallback: re-seed it (gcp failback's rebuild step, or re-create the replica)",
+            )
+        said = f"{len(on_cloud)} rows: every acknowledged write"
+        if extra:
+            finding = (
+                f"{len(extra)} write(s) in flight at the fault (never acknowledged; seq {', '.join(map(str, extra[:5]))}) reached "
+                f"{self.cloud} but not the new primary: PostgreSQL 15 sends a commit to the subscriber before the sync standby "
+                "confirms it; the fallback keeps them until it is seeded again"
+            )
+            self.say(f"cloud: {finding}")
+            return f"{said}; {finding}"
+        return f"{said}, none the new primary lacks"
 
     def _check_new_leader(self) -> str:
         view = patroni.cluster_view(self.inv)
@@ -280,6 +393,8 @@ class PostgresFailover:
 
     def _stop_watch(self) -> str:
         self._stop_probes()
+        if self.cloud_watch is not None:
+            self.cloud_watch.stop()
         if self.watch is None:
             return "no watcher"
         events = self.watch.stop()
@@ -291,7 +406,8 @@ class PostgresFailover:
     # ------------------------------------------------------------------ results
 
     def measurements(self) -> dict[str, Any]:
-        out = {"mode": self.mode, "old_primary": self.old, "new_primary": self.new, **self.m}
+        out = {"mode": self.mode, "old_primary": self.old, "new_primary": self.new, "cloud_replica": self.cloud,
+               "cloud_skipped": not self.opt.cloud, **self.m}
         if self.watch is not None and self.t_fault is not None:
             w, t = self.watch, self.t_fault
             for key, prefix in (
@@ -314,7 +430,24 @@ class PostgresFailover:
         else:
             span = self.m.get("rpo_s")
             checks.append(TargetCheck("RPO (span of lost acknowledged writes)", span, target.rpo_s, "s", "<", span is not None and span < target.rpo_s))
+        if self.cloud:
+            catch_up = self.m.get("cloud_catch_up_s")
+            checks.append(TargetCheck("cloud replica catch-up (new primary's first write → cloud)", catch_up, self.rpo_s, "s", "<",
+                                      catch_up is not None and catch_up < self.rpo_s))
+            missing = self.m.get("cloud_missing_acked")
+            checks.append(TargetCheck("cloud replica: acknowledged writes missing", missing, 0, "writes", "<=", missing == 0))
         return checks
+
+
+def cloud_follows_here(inventory: Inventory) -> str | None:
+    """The live cloud replica a failover drill must see following the new primary; None
+    when the inventory has no cloud fallback it can reach."""
+    cloud = inventory.cloud
+    if cloud is None or not cloud.sql_instance:
+        return None
+    from prontuario_cli.gcp.data import data_via
+
+    return cloud.sql_instance if cloud.data is not None or data_via(inventory) == "connector" else None
 
 
 def haproxy_settle_s(inventory: Inventory) -> float:
@@ -393,7 +526,7 @@ def _tally_line(m: dict[str, Any]) -> str:
 def writes_flow(target, run_id: str) -> str:
     """Ten writes through ``target``, all acknowledged, within 5 s (each call its own rows)."""
     prepare_table(target)
-    probe = pg_write_probe(target, f"{run_id}-check-{time.time_ns()}", max_duration_s=1.0).start()
+    probe = pg_write_probe(target, f"{run_id}-check-{time.time_ns()}", max_duration_s=5.0).start()
     wait_for("10 writes acknowledged", lambda: probe.log.counts()["acked"] >= 10 or not probe.loop._thread.is_alive(), 5)
     log = probe.stop()
     counts = log.counts()

@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-SCHEMA = "prontuario_drill"
-TABLE = f"{SCHEMA}.writes"
+from prontuario_cli.engines import PROBE_SCHEMA as SCHEMA
+from prontuario_cli.engines import PROBE_TABLE as TABLE
+from prontuario_cli.engines import PROBE_TABLE_DDL
 
 
 @dataclass
@@ -180,10 +181,7 @@ def prepare_table(target, deadline_s: float = 10.0) -> None:
     try:
         with session(target, time.monotonic() + deadline_s, read_only=False) as pg:
             pg.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-            pg.execute(
-                f"CREATE TABLE IF NOT EXISTS {TABLE} (run_id text NOT NULL, seq bigint NOT NULL, "
-                "written_at timestamptz NOT NULL DEFAULT clock_timestamp(), PRIMARY KEY (run_id, seq))"
-            )
+            pg.execute(PROBE_TABLE_DDL)
     except ProntuarioError as exc:
         raise UnavailableError(f"cannot prepare the drill table through {target.where}: {_one_line(exc.message)}") from None
 
@@ -199,14 +197,6 @@ def committed_seqs(target, run_id: str, timeout_s: float = 10.0) -> set[int]:
     except ProntuarioError as exc:
         raise UnavailableError(f"cannot read the drill table through {target.where}: {_one_line(exc.message)}") from None
     return {row["seq"] for row in rows}
-
-
-def write_marker(target, run_id: str, timeout_s: float = 10.0) -> None:
-    """One row through ``target`` (a replication check: will it arrive elsewhere?)."""
-    from prontuario_cli.connect.postgres import session
-
-    with session(target, time.monotonic() + timeout_s, read_only=False) as pg:
-        pg.execute(f"INSERT INTO {TABLE} (run_id, seq) VALUES (%s, 1)", (run_id,))
 
 
 def pg_write_probe(target, run_id: str, *, interval_s: float = 0.02, attempt_timeout_s: float = 2.0, max_duration_s: float = 300) -> "_Probe":

@@ -21,8 +21,9 @@ aside (never dropped), and writes go back only after the copy is verified::
     clear-flag        gcp-fallback.json inactive, gcp_fallback_active 0 (downtime ends)
     rebuild-replica   re-create the cloud replica (lab: the node-access seam clones the
                       stand-in again; Google: by hand, then --resume checks it is a
-                      replica); only then the cloud server leaves HAProxy maintenance —
-                      its check answers 503 again
+                      replica); its subscription must be replicating and a row written
+                      on the Macs must arrive within the RPO target; only then the
+                      cloud server leaves HAProxy maintenance — its check answers 503 again
     notify            emergency mode is off
     archive           journals moved aside; the dump file deleted
 
@@ -128,7 +129,7 @@ class Failback(CloudRunbook):
         db = self.database
         cloud_server = f"{self.inv.haproxy.write_backend}/{self.inv.cloud.haproxy_server}"
         rebuild = (
-            "re-create the cloud replica from the Macs (lab: rebuild the stand-in)"
+            "re-create the cloud replica from the Macs (lab: rebuild the stand-in and subscribe it with pglogical)"
             if is_lab(self.inv)
             else f"re-create {self.instance} as a replica of the Macs (by hand; --resume checks it)"
         )
@@ -145,7 +146,7 @@ class Failback(CloudRunbook):
             Step("route-writes-back", self._route_writes_back,
                  "HAProxy: the Macs out of maintenance; a write through the write frontend lands on the Mac primary", confirm=True),
             Step("clear-flag", self._clear_flag, "gcp_fallback_active 0 (state file + metrics textfile) (write downtime ends)"),
-            Step("rebuild-replica", self._rebuild_replica, f"{rebuild}; then {cloud_server} leaves maintenance (its check answers 503)", confirm=True),
+            Step("rebuild-replica", self._rebuild_replica, f"{rebuild}; a write on the Macs must reach it within {self.inv.targets.both_lost.rpo_s:g} s; then {cloud_server} leaves maintenance (its check answers 503)", confirm=True),
             Step("notify", self._notify, "notify: emergency mode is off"),
             Step("archive", self._archive, "archive the journals; delete the dump file"),
         )
@@ -475,7 +476,13 @@ class Failback(CloudRunbook):
             "the cloud replica streaming", streaming, 120, interval_s=1,
             on_timeout=lambda _: OperationFailed(f"the cloud replica is not streaming within 120 s (last: {last})", hint="--resume to look again"),
         )
-        parts.append(f"{self.instance} is a streaming replica again")
+        from prontuario_cli.gcp.follow import NotFollowing, marker_arrives
+
+        try:  # following, proven with a row: written on the Macs now, read on the replica
+            arrival = marker_arrives(self.inv, self.instance, f"{state.get('run_id')}-failback-follow")
+        except NotFollowing as exc:
+            raise OperationFailed(exc.message, hint="prontuario replication check shows the subscription and its slot; then --resume") from None
+        parts.append(f"{self.instance} follows the Macs again (a write made via {arrival.server} arrived in {arrival.delay_s:.2f} s)")
         haproxy = self._haproxy()
         if haproxy.available:
             server = self.inv.cloud.haproxy_server

@@ -29,6 +29,7 @@ class GcpStatus:
     lag_s: float | None
     replay_behind_bytes: int | None
     receiver_status: str | None
+    slot: dict[str, Any] | None  # the subscription's logical slot on the Mac primary (None: not read)
     fallback_active: bool
     fallback: dict[str, Any]
     promotion: dict[str, Any] | None  # the run in the state dir, if any
@@ -37,6 +38,7 @@ class GcpStatus:
     write_servers: tuple[str, ...]
     haproxy: tuple[dict[str, Any], ...]
     errors: tuple[str, ...] = field(default=())
+    logical: bool = False  # follows through a pglogical subscription (as Cloud SQL does from an external server)
 
     def exit_code(self) -> ExitCode:
         return ExitCode.OK
@@ -48,7 +50,8 @@ class GcpStatus:
             ("API state", f"{self.instance_state or '?'}, {self.instance_type or '?'}" + (f" of {self.master}" if self.master else "")),
             ("database", "unreachable" if self.in_recovery is None else ("replica (in recovery)" if self.in_recovery else "PRIMARY (read-write)")),
             ("lag", lag + (f"; {self.replay_behind_bytes} B received not replayed" if self.replay_behind_bytes else "")),
-            ("WAL receiver", self.receiver_status or "-"),
+            ("following by", ("pglogical subscription " if self.logical else "WAL receiver ") + (self.receiver_status or "-")),
+            ("slot on the Macs", _slot_line(self.slot)),
             ("emergency mode", ("ACTIVE since " + str(self.fallback.get("since"))) if self.fallback_active else "off"),
             ("promotion", _run_line(self.promotion)),
             ("failback", _run_line(self.failback)),
@@ -65,6 +68,17 @@ class GcpStatus:
         return out
 
 
+def _slot_line(slot: dict[str, Any] | None) -> str:
+    if not slot:
+        return "-"
+    if not slot.get("present"):
+        return f"{slot['name']} MISSING on the primary: the cloud replica cannot follow it"
+    behind = slot.get("behind_bytes")
+    text = f"{slot['name']}, {'active' if slot.get('active') else 'INACTIVE (no subscriber connected)'}"
+    text += f", {behind} B behind the primary" if behind is not None else ""
+    return text + (f", WAL {slot['wal_status']}" if slot.get("wal_status") not in (None, "reserved") else "")
+
+
 def _run_line(run: dict[str, Any] | None) -> str:
     if not run:
         return "none"
@@ -77,6 +91,23 @@ def _run_line(run: dict[str, Any] | None) -> str:
     if failed:
         text += f", failed at {failed[-1]}: {steps[failed[-1]].get('details', {}).get('error', '')}"
     return text + " — continue with --resume"
+
+
+def _slot(inventory: Inventory, errors: list[str]) -> dict[str, Any] | None:
+    """The subscription's slot on the Mac primary, through HAProxy's write frontend: how far
+    behind the cloud replica is, from the position it confirmed."""
+    from prontuario_cli.cluster.logical import read_slot
+
+    name = inventory.cloud.replication.slot
+    try:
+        found = read_slot(inventory, name, time.monotonic() + max(2.0, inventory.health_checks.timeout_s * 2), application_name="prontuario-gcp")
+    except ProntuarioError as exc:
+        errors.append(f"slot {name} on the Macs: {exc.one_line()}")
+        return None
+    if found is None:
+        return {"name": name, "present": False}
+    return {"name": name, "present": True, "active": found.active, "wal_status": found.wal_status,
+            "confirmed_flush_lsn": found.confirmed_flush_lsn, "behind_bytes": found.behind_bytes}
 
 
 def status(inventory: Inventory, instance: str | None = None) -> GcpStatus:
@@ -106,6 +137,9 @@ def status(inventory: Inventory, instance: str | None = None) -> GcpStatus:
             lag = read_lag(session)
     except ProntuarioError as exc:
         errors.append(f"database: {exc.one_line()}")
+    slot = None
+    if lag is None or lag.in_recovery:  # a promoted replica follows nothing: no slot to look at
+        slot = _slot(inventory, errors)
     try:
         health = m.mac_health(inventory)
     except ProntuarioError as exc:
@@ -138,6 +172,8 @@ def status(inventory: Inventory, instance: str | None = None) -> GcpStatus:
         lag_s=round(lag.lag_s, 3) if lag and lag.lag_s is not None and lag.in_recovery else None,
         replay_behind_bytes=lag.replay_behind_bytes if lag else None,
         receiver_status=lag.receiver_status if lag else None,
+        slot=slot,
+        logical=bool(lag and lag.logical),
         fallback_active=fallback.get("active") in (True, 1),
         fallback=fallback,
         promotion=promotion.data if promotion else None,

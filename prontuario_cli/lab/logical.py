@@ -21,20 +21,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-# The tables the lab and its drills write to. The drill table is the write probe's
-# (prontuario_cli.drill.probes.prepare_table, same DDL: a test pins it); clinical_notes
-# stands for the application's tables. Created before the subscription, since tables
-# created later on the Macs never reach the replica.
-DRILL_TABLE_DDL = (
-    "CREATE TABLE IF NOT EXISTS prontuario_drill.writes (run_id text NOT NULL, seq bigint NOT NULL, "
-    "written_at timestamptz NOT NULL DEFAULT clock_timestamp(), PRIMARY KEY (run_id, seq))"
-)
+from prontuario_cli.engines import PROBE_SCHEMA, PROBE_TABLE_DDL
+
+# The tables the lab and its drills write to: prontuario's probe table (the drills'
+# write probes and the cloud replica's marker rows), and clinical_notes, which stands
+# for the application's tables. Created before the subscription, since tables created
+# later on the Macs never reach the replica.
 LAB_SCHEMA = (
-    "CREATE SCHEMA IF NOT EXISTS prontuario_drill",
-    DRILL_TABLE_DDL,
+    f"CREATE SCHEMA IF NOT EXISTS {PROBE_SCHEMA}",
+    PROBE_TABLE_DDL,
     "CREATE TABLE IF NOT EXISTS public.clinical_notes (id bigserial PRIMARY KEY, tag text, at timestamptz DEFAULT now())",
 )
-REPLICATED_SCHEMAS = ("public", "prontuario_drill")
+REPLICATED_SCHEMAS = ("public", PROBE_SCHEMA)
 REPLICATION_SET = "default"
 SUBSCRIBER_NODE = "cloudsql"
 

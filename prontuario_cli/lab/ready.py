@@ -13,7 +13,8 @@ probes, and names each thing that is not there yet:
 - PostgreSQL, on the leader: read-write; the other Mac streaming and synchronous in
   ``pg_stat_replication``, its replay lag within the sync target whenever it is
   behind; the cloud stand-in's subscription streaming from it (its walsender is named
-  after the subscription).
+  after the subscription). On the other Mac, Patroni's copy of the subscription's
+  permanent slot (a failover to it before then would cut the stand-in off).
 - The cloud stand-in: its pglogical subscription ``replicating``.
 - Redis: one master; the other replicating from it, link up, no full sync in progress.
 - Sentinel: all three know each other and the replica, ``CKQUORUM`` OK, agree on the
@@ -34,6 +35,7 @@ from prontuario_cli.lab import health
 from prontuario_cli.lab.config import lab_inventory
 from prontuario_cli.lab.spec import MACS, NODE_NAMES, LabSpec
 
+LOGICAL_SLOTS_SQL = "SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'logical'"
 REPLICATION_SQL = """
 SELECT application_name, state, sync_state,
        COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::float8 AS behind_bytes,
@@ -152,10 +154,16 @@ def _postgres(spec: LabSpec, leader: str, targets: ReplicationLagTargets, found:
         behind, lag = r.get("behind_bytes") or 0, r.get("replay_lag_s") or 0.0
         if behind > 0 and lag * 1000 > targets.sync_target_ms:
             found.append(Gap(f"postgres-{node}", f"replay lag {lag * 1000:.0f} ms > {targets.sync_target_ms:g} ms"))
-    subscription = lab_inventory(spec).cloud.replication.subscription
-    standin = by_name.get(subscription)
+    replication = lab_inventory(spec).cloud.replication
+    standin = by_name.get(replication.subscription)
     if standin is None or standin.get("state") != "streaming":
         found.append(Gap("cloudsql-replica", f"subscription not streaming from {leader} (pg_stat_replication: {standin and standin.get('state')})"))
+    for node in MACS:
+        if node == leader:
+            continue
+        slots = health.pg_rows(spec.node_ports(node).postgresql, LOGICAL_SLOTS_SQL)
+        if slots is None or not any(r.get("slot_name") == replication.slot for r in slots):
+            found.append(Gap(f"postgres-{node}", f"no copy of the cloud replica's slot {replication.slot} yet (Patroni copies it once per loop)"))
 
 
 def _standin(spec: LabSpec, found: list[Gap]) -> None:

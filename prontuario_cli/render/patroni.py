@@ -28,6 +28,8 @@ PG_SHARED = {
     "shared_preload_libraries": "pglogical",
 }
 
+MAX_SLOT_WAL_KEEP = "16GB"
+
 
 def pg_hba(ns: NodeSpec) -> list[str]:
     """Local connections, then every Mac (HAProxy and Patroni connect from there) and the
@@ -51,6 +53,11 @@ def patroni_config(ns: NodeSpec) -> dict:
     # hot_standby_feedback: a replica holding a copy of a logical slot must keep the rows
     # its catalog_xmin needs (Patroni would force it on; rendered so it is visible).
     parameters.update({"wal_log_hints": "on", "max_wal_size": "256MB", "logging_collector": "off", "hot_standby_feedback": "on"})
+    # A subscriber gone for a long time (the cloud replica promoted, or being re-created)
+    # keeps WAL on the Macs through its slot: past this the slot is given up ("lost":
+    # replication check says CRITICAL, the replica must be seeded again) instead of the
+    # Macs' disks filling up under the primary.
+    parameters["max_slot_wal_keep_size"] = MAX_SLOT_WAL_KEEP
     slots = {ns.cloud_slot: logical_slot(ns.database)} if ns.cloud_slot else None
     initdb: list = [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}]
     if ns.policy.initdb_no_sync:

@@ -20,7 +20,9 @@ Rules (thresholds from ``targets.replication_lag``):
   reported to every caller until its window ends or it is acknowledged; a drill's own
   change is not); Patroni paused; a Sentinel not answering while the others keep quorum;
   Redis behind by bytes while silent for more than ``alert_s``; the cloud replica
-  unreachable, not streaming or silent.
+  unreachable, not streaming or silent; a Mac standby without its copy of the cloud
+  replica's slot; what the cloud replica does not receive: tables or sequences in no
+  pglogical replication set, tables without a primary key, DDL run on the Macs only.
 - CRITICAL: lag > ``alert_s`` AND bytes > ``alert_bytes``; commits waiting for a
   synchronous standby longer than the health-check timeout; a Patroni replica silent;
   no synchronous standby; a member down or frozen ("not answering (frozen?)" when its
@@ -54,7 +56,6 @@ from prontuario_cli.errors import PermissionProblem, UnavailableError
 from prontuario_cli.inventory import Inventory, Node, ReplicationLagTargets
 from prontuario_cli.replication import facts
 from prontuario_cli.replication.report import (
-    CloudRow,
     EtcdRow,
     HAProxyRow,
     MemberRow,
@@ -64,7 +65,7 @@ from prontuario_cli.replication.report import (
     ReplicationReport,
     SentinelRow,
 )
-from prontuario_cli.replication.state import TimelineState, change_json, lag_seconds, observe, pending_change
+from prontuario_cli.replication.state import TimelineState, change_json, observe, pending_change
 from prontuario_cli.report import Status, human_bytes
 
 RUNNING_STATES = ("running", "streaming")
@@ -229,7 +230,10 @@ def evaluate(
     etcd_rows, etcd_quorum, failsafe = _evaluate_etcd(inventory, outcomes, checked_at, timeout_s, c)
     pg = _evaluate_postgres(inventory, outcomes, targets, gcp_active, timeout_s, c)
     leader, timeline, members, replicas, leader_fact = pg
-    cloud_member, cloud = _evaluate_cloud(inventory, outcomes, leader, leader_fact, gcp_active, timeout_s, c, cloud_samples, now_epoch(checked_at))
+    from prontuario_cli.replication.cloud import evaluate_cloud  # it builds on this module's collector
+
+    cloud_member, cloud = evaluate_cloud(inventory, outcomes, leader, leader_fact, members, gcp_active, timeout_s, c, cloud_samples,
+                                          now_epoch(checked_at))
     if cloud_member is not None:
         members.append(cloud_member)
 
@@ -456,7 +460,7 @@ def _evaluate_replicas(nodes, leader, leader_fact, member_by_node, targets, time
     commits_wait = waiting > 0 and waited is not None and waited > timeout_s
     for r in leader_fact.replicas:
         if r.logical:
-            continue  # a subscription's walsender (the cloud replica): judged by _evaluate_cloud
+            continue  # a subscription's walsender (the cloud replica): judged by replication.cloud
         node = name_to_node.get(r.application_name)
         member = node is not None
         status, reasons = replica_verdict(r, targets, member=member, timeout_s=timeout_s, reply_every_s=leader_fact.reply_every_s)
@@ -506,62 +510,6 @@ def _evaluate_replicas(nodes, leader, leader_fact, member_by_node, targets, time
     if expected and not any(row.sync_state in ("sync", "quorum") for row in member_rows):
         c.add("postgres", Status.CRITICAL, "no synchronous standby: commits are not protected by a second copy (RPO 0 at risk)")
     return rows, silent
-
-
-def _evaluate_cloud(inventory: Inventory, outcomes, leader, leader_fact, gcp_active, timeout_s, c: _Collector,
-                    samples, now: float) -> tuple[MemberRow | None, CloudRow | None]:
-    """The Cloud SQL replica: a pglogical subscriber of the Macs (through the source
-    representation instance), judged on both ends.
-
-    On the primary, the subscription's logical slot (Patroni keeps it on both Macs):
-    missing or lost means the replica cannot continue after this failover; its confirmed
-    position gives the bytes behind, and the checks' own WAL samples the seconds. On the
-    replica, the subscription's state: anything but ``replicating`` means it stopped
-    following. Both are CRITICAL (the RPO < 60 s promise is gone), and so is a lag past
-    ``targets.both_lost.rpo_s``; half of it is a WARNING. After a recorded promote the
-    replica is the primary: nothing to follow.
-    """
-    outcome = outcomes.get("postgres:cloud")
-    if outcome is None:
-        return None, None
-    key = "member:cloud"
-    wanted = inventory.cloud.replication
-    rpo_s = inventory.targets.both_lost.rpo_s
-    slot = next((s for s in (leader_fact.logical_slots if leader_fact else ()) if s.name == wanted.slot), None)
-    behind = max(0, slot.behind_bytes) if slot is not None and slot.behind_bytes is not None else None
-    confirmed = facts.lsn_to_int(slot.confirmed_flush_lsn) if slot is not None else None
-    lag_s = lag_seconds(samples, confirmed, now) if confirmed is not None else None
-    word, status, note = reachability(outcome, "cloud replica", timeout_s)
-    subscription = None
-    if status == Status.OK:
-        fact: facts.PgNode = outcome.value
-        subscription = next((s for s in fact.subscriptions or () if s.name == wanted.subscription), None)
-    state = subscription.status if subscription else None
-    cloud = CloudRow(wanted.subscription, wanted.slot, state, slot is not None and slot.active, behind, lag_s, rpo_s,
-                     subscription.remote_lsn if subscription else None, following=False)
-    if gcp_active:
-        return MemberRow("cloud", "cloud", "primary", "promoted", None, word, Status.OK), cloud
-    if status != Status.OK:
-        c.add("cloud", Status.WARNING, f"{note}: the emergency fallback is degraded", key=key)
-    elif outcome.value.subscriptions is None:
-        c.add("cloud", Status.CRITICAL, "cloud replica has no pglogical: it does not follow the Macs", key=key)
-    elif subscription is None:
-        c.add("cloud", Status.CRITICAL, f"cloud replica has no subscription {wanted.subscription!r}: it does not follow the Macs", key=key)
-    elif subscription.status != "replicating":
-        c.add("cloud", Status.CRITICAL, f"cloud replica stopped following: subscription {wanted.subscription} is {subscription.status}", key=key)
-    if leader_fact is not None and slot is None:
-        c.add("cloud", Status.CRITICAL, f"slot {wanted.slot} is missing on the primary {leader}: the cloud replica cannot continue from it", key=key)
-    elif slot is not None and slot.wal_status == "lost":
-        c.add("cloud", Status.CRITICAL, f"slot {wanted.slot} on {leader} has lost WAL the cloud replica still needs: it must be seeded again", key=key)
-    if lag_s is not None and lag_s > rpo_s:
-        c.add("cloud", Status.CRITICAL, f"cloud replica {lag_s:.0f} s behind ({human_bytes(behind or 0)}): past the {rpo_s:g} s RPO target", key=key)
-    elif lag_s is not None and lag_s > rpo_s / 2:
-        c.add("cloud", Status.WARNING, f"cloud replica {lag_s:.0f} s behind ({human_bytes(behind or 0)}): half the {rpo_s:g} s RPO target", key=key)
-    following = state == "replicating" and slot is not None and slot.wal_status != "lost" and (lag_s is None or lag_s <= rpo_s)
-    cloud = replace(cloud, following=following)
-    if behind:
-        c.notes.setdefault(key, []).append((Status.OK, f"{human_bytes(behind)} behind the primary" + (f" ({lag_s:.0f} s)" if lag_s else "")))
-    return MemberRow("cloud", "cloud", "subscriber" if subscription else None, state, None, word, Status.OK), cloud
 
 
 # --------------------------------------------------------------------------- Redis and Sentinel

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+# The logical slots are read in the cluster layer (gcp reads the cloud replica's slot too);
+# named here as well, beside every other fact the probes ask.
+from prontuario_cli.cluster.logical import PG_LOGICAL_SLOTS_SQL, LogicalSlot, parse_logical_slots  # noqa: F401
 from prontuario_cli.connect import as_float as _float
 from prontuario_cli.connect import as_int as _int
 
@@ -60,18 +63,6 @@ FROM pg_stat_replication
 ORDER BY application_name
 """.strip()
 
-# The logical slots on a primary: the cloud replica's subscription (pglogical) reads one.
-# confirmed_flush_lsn is what the subscriber has confirmed applying; the bytes between it
-# and the current position are what the cloud replica would lose if promoted now.
-PG_LOGICAL_SLOTS_SQL = """
-SELECT slot_name, plugin, active, wal_status,
-       confirmed_flush_lsn::text AS confirmed_flush_lsn,
-       pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint AS behind_bytes
-FROM pg_replication_slots
-WHERE slot_type = 'logical'
-ORDER BY slot_name
-""".strip()
-
 # On the cloud replica (a pglogical subscriber): is pglogical there at all, then each
 # subscription's state and the last provider position it applied (its replication origin).
 PG_HAS_PGLOGICAL_SQL = "SELECT to_regprocedure('pglogical.show_subscription_status(name)') IS NOT NULL AS has_pglogical"
@@ -80,6 +71,39 @@ SELECT s.subscription_name::text AS name, s.status::text AS status, s.provider_n
        s.slot_name::text AS slot_name, o.remote_lsn::text AS remote_lsn
 FROM pglogical.show_subscription_status() AS s
 LEFT JOIN pg_replication_origin_status AS o ON o.external_id = s.slot_name::text
+ORDER BY 1
+""".strip()
+
+# What the cloud replica receives. pglogical replicates no DDL, and only the tables and
+# sequences of a replication set: one created on the Macs after the subscription never
+# reaches the replica, and a table without a primary key can carry only its inserts.
+# Read on the primary (a provider: pglogical's catalog is there) and, for the columns, on
+# the cloud replica too. User objects only: not the catalogs, nor an extension's own
+# (pglogical's), nor temporary tables.
+PG_HAS_PGLOGICAL_PROVIDER_SQL = "SELECT to_regclass('pglogical.replication_set_table') IS NOT NULL AS has_pglogical"
+_USER_RELATION = """
+      n.nspname NOT IN ('pg_catalog', 'information_schema', 'pglogical')
+  AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')"""
+PG_RELATIONS_SQL = f"""
+SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name,
+       CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END AS kind,
+       c.relkind = 'S' OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_primary_key,
+       CASE WHEN c.relkind = 'S' THEN EXISTS (SELECT 1 FROM pglogical.replication_set_seq q WHERE q.set_seqoid = c.oid)
+            ELSE EXISTS (SELECT 1 FROM pglogical.replication_set_table t WHERE t.set_reloid = c.oid) END AS replicated
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'S') AND {_USER_RELATION}
+ORDER BY 1
+""".strip()
+# Each table's columns ("name type", by name): the same text on both ends unless DDL ran on one only.
+PG_TABLE_COLUMNS_SQL = f"""
+SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name,
+       array_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod) ORDER BY a.attname)
+         FILTER (WHERE a.attnum > 0 AND NOT a.attisdropped) AS columns
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_attribute a ON a.attrelid = c.oid
+WHERE c.relkind IN ('r', 'p') AND {_USER_RELATION}
+GROUP BY 1
 ORDER BY 1
 """.strip()
 
@@ -99,8 +123,10 @@ class PgNode:
     sync_rep_wait_s: float | None = None  # how long the oldest of them has waited
     status_interval_s: float | None = None  # wal_receiver_status_interval (a standby replies at least this often)
     wal_sender_timeout_s: float | None = None
-    logical_slots: tuple["LogicalSlot", ...] = ()  # primaries only
+    logical_slots: tuple[LogicalSlot, ...] | None = None  # every Mac (a standby holds Patroni's copies); None: not read
     subscriptions: tuple["Subscription", ...] | None = None  # a pglogical subscriber; None: no pglogical there
+    relations: tuple[Relation, ...] | None = None  # a primary with pglogical: its tables and sequences; None: not read
+    table_columns: Mapping[str, tuple[str, ...]] | None = None  # table -> its columns ("name type", by name); None: not read
 
     @property
     def role(self) -> str:
@@ -118,18 +144,6 @@ class PgNode:
 
 
 @dataclass(frozen=True)
-class LogicalSlot:
-    """A logical replication slot on the primary."""
-
-    name: str
-    plugin: str | None
-    active: bool
-    wal_status: str | None  # reserved, extended, unreserved, lost
-    confirmed_flush_lsn: str | None
-    behind_bytes: int | None  # the primary's current position minus confirmed_flush_lsn
-
-
-@dataclass(frozen=True)
 class Subscription:
     """A pglogical subscription, as the subscriber (the cloud replica) sees it."""
 
@@ -138,6 +152,16 @@ class Subscription:
     provider_node: str | None
     slot_name: str | None
     remote_lsn: str | None  # the last provider position it applied
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A user table or sequence on the primary, and whether pglogical can carry it."""
+
+    name: str  # schema-qualified, quoted where SQL needs it
+    kind: str  # table | sequence
+    has_primary_key: bool  # always True for a sequence
+    replicated: bool  # in a pglogical replication set
 
 
 @dataclass(frozen=True)
@@ -185,11 +209,15 @@ def timeline_of_walfile(name: str | None) -> int | None:
 def parse_pg_node(
     rows: Sequence[Mapping[str, Any]],
     replication_rows: Sequence[Mapping[str, Any]] = (),
-    slot_rows: Sequence[Mapping[str, Any]] = (),
+    slot_rows: Sequence[Mapping[str, Any]] | None = None,
     subscription_rows: Sequence[Mapping[str, Any]] | None = None,
+    relation_rows: Sequence[Mapping[str, Any]] | None = None,
+    column_rows: Sequence[Mapping[str, Any]] | None = None,
 ) -> PgNode:
-    """PG_NODE_SQL's single row (+ PG_REPLICATION_SQL's and PG_LOGICAL_SLOTS_SQL's rows on a
-    primary; PG_SUBSCRIPTIONS_SQL's on a pglogical subscriber) -> PgNode."""
+    """PG_NODE_SQL's single row (+ PG_REPLICATION_SQL's rows on a primary, PG_LOGICAL_SLOTS_SQL's
+    on a Mac, PG_SUBSCRIPTIONS_SQL's on a pglogical subscriber, PG_RELATIONS_SQL's on a
+    pglogical provider, PG_TABLE_COLUMNS_SQL's on either end) -> PgNode. Rows not given
+    (None) leave their field None: not read, rather than "none there"."""
     if not rows:
         raise ValueError("PostgreSQL returned no row for the node query")
     row = rows[0]
@@ -210,16 +238,27 @@ def parse_pg_node(
         sync_rep_wait_s=_float(row.get("sync_rep_wait_s")),
         status_interval_s=_float(row.get("status_interval_s")),
         wal_sender_timeout_s=_float(row.get("wal_sender_timeout_s")),
-        logical_slots=tuple(
-            LogicalSlot(str(r.get("slot_name") or ""), r.get("plugin"), bool(r.get("active")), r.get("wal_status"),
-                        r.get("confirmed_flush_lsn"), _int(r.get("behind_bytes")))
-            for r in slot_rows
-        ),
+        logical_slots=None if slot_rows is None else parse_logical_slots(slot_rows),
         subscriptions=None if subscription_rows is None else tuple(
             Subscription(str(r.get("name") or ""), str(r.get("status") or "unknown"), r.get("provider_node"), r.get("slot_name"), r.get("remote_lsn"))
             for r in subscription_rows
         ),
+        relations=None if relation_rows is None else parse_relations(relation_rows),
+        table_columns=None if column_rows is None else parse_table_columns(column_rows),
     )
+
+
+def parse_relations(rows: Sequence[Mapping[str, Any]]) -> tuple[Relation, ...]:
+    """PG_RELATIONS_SQL rows -> Relation per table or sequence."""
+    return tuple(
+        Relation(str(r.get("name") or ""), str(r.get("kind") or "table"), bool(r.get("has_primary_key")), bool(r.get("replicated")))
+        for r in rows
+    )
+
+
+def parse_table_columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, tuple[str, ...]]:
+    """PG_TABLE_COLUMNS_SQL rows -> {table: ("name type", ...)} (a table without columns: ())."""
+    return {str(r.get("name") or ""): tuple(str(col) for col in r.get("columns") or ()) for r in rows}
 
 
 def parse_pg_replication(rows: Sequence[Mapping[str, Any]]) -> tuple[PgReplica, ...]:

@@ -27,6 +27,7 @@ def build_probes(inventory: Inventory) -> dict[str, Probe]:
     secrets = inventory.secrets
     pg_password = optional_secret(secrets.postgres_password, "postgres_password")
     redis_password = optional_secret(secrets.redis_password, "redis_password")
+    cloud = inventory.cloud.data if inventory.cloud else None
     probes: dict[str, Probe] = {}
     for node in inventory.nodes:
         ports = node.ports
@@ -38,13 +39,13 @@ def build_probes(inventory: Inventory) -> dict[str, Probe]:
             probes[f"etcd:{node.name}"] = _etcd_probe(node.address, ports.etcd_client)
         if ports.postgresql:
             probes[f"postgres:{node.name}"] = _postgres_probe(
-                node.address, ports.postgresql, inventory.cluster.postgres_user, inventory.cluster.database, pg_password
+                node.address, ports.postgresql, inventory.cluster.postgres_user, inventory.cluster.database, pg_password,
+                provider=cloud is not None,
             )
         if ports.redis:
             probes[f"redis:{node.name}"] = _redis_probe(node.address, ports.redis, redis_password)
         if ports.sentinel:
             probes[f"sentinel:{node.name}"] = _sentinel_probe(node.address, ports.sentinel, inventory.cluster.redis_master)
-    cloud = inventory.cloud.data if inventory.cloud else None
     if cloud is not None:
         cloud_password = optional_secret(cloud.password, "cloud.data.password")
         probes["postgres:cloud"] = _postgres_probe(cloud.host, cloud.port, cloud.user, cloud.database, cloud_password, primary_queries=False, subscriber=True)
@@ -90,23 +91,34 @@ def _etcd_probe(address: str, port: int) -> Probe:
 
 
 def _postgres_probe(host: str, port: int, user: str, dbname: str, password: str | None, primary_queries: bool = True,
-                    subscriber: bool = False) -> Probe:
+                    subscriber: bool = False, provider: bool = False) -> Probe:
+    """A Mac (``primary_queries``): its standbys when primary, its logical slots either way
+    (a standby must hold a copy of the cloud replica's slot before it takes over); with
+    ``provider`` (a cloud replica follows the Macs), the primary's tables and sequences as
+    pglogical sees them. The cloud replica (``subscriber``): its subscriptions and tables."""
+
     def probe(deadline: float):
         from prontuario_cli.connect.postgres import PgTarget, session
 
         target = PgTarget(host=host, port=port, user=user, dbname=dbname, password=password, application_name="prontuario-replication")
         with session(target, deadline) as pg:
             node_rows = pg.execute(facts.PG_NODE_SQL)
-            replication_rows, slot_rows, subscription_rows = [], [], None
-            if primary_queries and node_rows and not node_rows[0]["in_recovery"]:
-                replication_rows = pg.execute(facts.PG_REPLICATION_SQL)
-                if facts.needs_second_look(facts.parse_pg_replication(replication_rows)) and deadline - time.monotonic() > 0.5:
-                    time.sleep(0.2)  # a standby caught mid-reply answers within milliseconds
+            primary = bool(node_rows) and not node_rows[0]["in_recovery"]
+            replication_rows, slot_rows, subscription_rows, relation_rows, column_rows = [], None, None, None, None
+            if primary_queries:
+                if primary:
                     replication_rows = pg.execute(facts.PG_REPLICATION_SQL)
+                    if facts.needs_second_look(facts.parse_pg_replication(replication_rows)) and deadline - time.monotonic() > 0.5:
+                        time.sleep(0.2)  # a standby caught mid-reply answers within milliseconds
+                        replication_rows = pg.execute(facts.PG_REPLICATION_SQL)
                 slot_rows = pg.execute(facts.PG_LOGICAL_SLOTS_SQL)
+                if provider and primary and pg.execute(facts.PG_HAS_PGLOGICAL_PROVIDER_SQL)[0]["has_pglogical"]:
+                    relation_rows = pg.execute(facts.PG_RELATIONS_SQL)
+                    column_rows = pg.execute(facts.PG_TABLE_COLUMNS_SQL)
             if subscriber and pg.execute(facts.PG_HAS_PGLOGICAL_SQL)[0]["has_pglogical"]:
                 subscription_rows = pg.execute(facts.PG_SUBSCRIPTIONS_SQL)
-        return facts.parse_pg_node(node_rows, replication_rows, slot_rows, subscription_rows)
+                column_rows = pg.execute(facts.PG_TABLE_COLUMNS_SQL)
+        return facts.parse_pg_node(node_rows, replication_rows, slot_rows, subscription_rows, relation_rows, column_rows)
 
     return probe
 

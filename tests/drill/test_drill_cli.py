@@ -15,6 +15,24 @@ def test_dry_run_prints_the_plan_and_is_audited():
     assert entry["command"] == "drill failover" and entry["outcome"] == "dry-run" and entry["args"]["mode"] == "hang"
 
 
+def test_a_failover_drill_plans_to_prove_the_cloud_replica_follows_unless_skipped():
+    """With a cloud fallback in the inventory, the plan waits for the standby's copy of the
+    cloud replica's slot and ends on the replica following; --skip-cloud leaves both out
+    and says so in the audit entry."""
+    result = run("-i", str(EXAMPLE), "drill", "failover", "--mode", "kill", "--dry-run", "--json")
+    assert result.code == 0, result.err
+    plan = result.json()["details"]["plan"]
+    assert any("holds the cloud replica's logical slot" in step for step in plan), plan
+    follows = [step for step in plan if step.startswith("cloud: ")]
+    assert len(follows) == 1 and "prontuario-pg-replica" in follows[0] and "60 s RPO" in follows[0], plan
+    assert plan.index(follows[0]) > next(i for i, step in enumerate(plan) if step.startswith("fault: "))
+    skipped = run("-i", str(EXAMPLE), "drill", "failover", "--mode", "kill", "--skip-cloud", "--dry-run", "--json")
+    assert skipped.code == 0, skipped.err
+    assert not [step for step in skipped.json()["details"]["plan"] if "cloud" in step]
+    entry = run("audit", "show", "--json").json()["entries"][-1]
+    assert entry["args"]["skip_cloud"] is True
+
+
 # Each activity the health drill runs (steady state, method, rollback) -> the words of the plan
 # step that announces it. A new activity without a plan step fails the test below.
 HEALTH_PLAN = {

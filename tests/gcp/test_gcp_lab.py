@@ -153,6 +153,13 @@ def test_status_on_a_healthy_lab_and_a_permission_error(lab):
     data = result.json()
     assert data["replica"] is True and data["in_recovery"] is True and data["fallback_active"] is False
     assert data["credential"] == "anonymous (lab stand-in)" and len(data["write_servers"]) == 1
+    # It follows through pglogical, and the slot on the Mac primary says how far behind.
+    assert data["logical"] is True and data["receiver_status"] == "replicating"
+    slot = data["slot"]
+    assert slot["present"] and slot["name"] == "pgl_prontuario_onprem_cloudsql" and slot["active"] is True
+    assert slot["behind_bytes"] is not None and slot["behind_bytes"] >= 0 and slot["confirmed_flush_lsn"]
+    table = gcp(lab, "status", "--format", "table")
+    assert "slot on the Macs" in table.out and "pgl_prontuario_onprem_cloudsql, active" in table.out, table.out
     api(lab, "POST", "/_standin/fault", {"status": 403, "path_contains": "/instances/", "count": 1})
     result = gcp(lab, "status", "--json")
     assert result.code == 77, result.err
@@ -240,6 +247,8 @@ def test_failback_brings_every_emergency_write_back_to_the_macs(lab):
     assert metric(lab) == "gcp_fallback_active 0"
     assert events()[-1]["event"] == "emergency-mode-off"
     assert api(lab, "GET", "/_standin/state")["replica"] is True  # the cloud replica is back
+    rebuilt = next(s for s in report["steps"] if s["step"] == "rebuild-replica")
+    assert "follows the Macs again (a write made via" in json.dumps(rebuilt), rebuilt  # proven with a row
     assert "cloudsql" not in writers(lab)
     assert not list(STATE.glob("gcp-*-prontuario-lab-replica.json"))  # journals archived
     poll(lambda: replication_ok(lab), 90, "replication check OK after failback")

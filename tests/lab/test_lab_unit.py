@@ -447,18 +447,17 @@ def test_with_serve_is_remembered_in_the_saved_spec(tmp_path):
     assert not Lab(tmp_path / "other", say=lambda text: None).spec.with_serve
 
 
-def test_the_lab_creates_the_drill_table_as_the_drill_does():
-    """pglogical replicates no DDL: the lab creates the drill's table before the
-    subscription, with the very statement the drill's write probe uses."""
-    import inspect
-
-    from prontuario_cli.drill import probes
+def test_the_lab_creates_the_probe_table_before_the_subscription():
+    """pglogical replicates no DDL: the lab creates prontuario's probe table (the drills'
+    writes, the cloud replica's marker rows) before the subscription, in a replicated
+    schema, with a primary key (so its updates and deletes can be replicated too)."""
+    from prontuario_cli import engines
     from prontuario_cli.lab import logical
 
-    source = inspect.getsource(probes.prepare_table)
-    ddl = logical.DRILL_TABLE_DDL.replace("prontuario_drill.writes", "{TABLE}")
-    assert ddl.split("(", 1)[1] in source.replace('"\n                "', "").replace('f"', "").replace('" "', "")
-    assert probes.SCHEMA in logical.REPLICATED_SCHEMAS and all("PRIMARY KEY" in s for s in logical.LAB_SCHEMA if "TABLE" in s)
+    assert engines.PROBE_TABLE_DDL in logical.LAB_SCHEMA
+    assert logical.LAB_SCHEMA.index(engines.PROBE_TABLE_DDL) > 0  # after its schema
+    assert engines.PROBE_SCHEMA in logical.REPLICATED_SCHEMAS
+    assert all("PRIMARY KEY" in s for s in logical.LAB_SCHEMA if "TABLE" in s)
 
 
 def test_the_stand_in_subscribes_through_the_source_representation_instance(tmp_path):
@@ -477,6 +476,8 @@ def test_the_stand_in_subscribes_through_the_source_representation_instance(tmp_
     assert dcs["slots"] == {replication.slot: {"type": "logical", "database": spec.database, "plugin": "pglogical_output"}}
     parameters = dcs["postgresql"]["parameters"]
     assert parameters["wal_level"] == "logical" and parameters["shared_preload_libraries"] == "pglogical"
+    # A subscriber gone for long loses its slot rather than filling the Macs' disks.
+    assert parameters["max_slot_wal_keep_size"] == "16GB"
     conf = config.standin_pg_conf(spec)
     assert "shared_preload_libraries = 'pglogical'" in conf and "primary_conninfo" not in conf
     api = json.loads(config.standin_api_config(spec))
