@@ -28,6 +28,7 @@ class ExitCode(IntEnum):
     INTEGRITY = 65  # data failed an integrity check (audit chain, checksum)
     UNAVAILABLE = 69  # a required service or host could not be reached
     BUG = 70  # an unexpected exception: a bug in prontuario
+    IO_ERROR = 74  # a file prontuario must write (the audit log) cannot take it (sysexits EX_IOERR)
     LOCKED = 75  # another run holds the lock (try again later)
     PERMISSION = 77  # a file's permissions are unsafe or insufficient
     CONFIG = 78  # the inventory (cluster.yaml) or another config is invalid
@@ -54,6 +55,7 @@ _MEANINGS = {
     ExitCode.INTEGRITY: "integrity check failed (audit chain, checksum)",
     ExitCode.UNAVAILABLE: "a required service or host could not be reached",
     ExitCode.BUG: "unexpected error: a bug in prontuario (see the debug log)",
+    ExitCode.IO_ERROR: "a file prontuario must write (the audit log) cannot be written: nothing was changed",
     ExitCode.LOCKED: "another run holds the lock",
     ExitCode.PERMISSION: "unsafe or insufficient file permissions",
     ExitCode.CONFIG: "invalid inventory or configuration",

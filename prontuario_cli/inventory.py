@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from prontuario_cli.errors import ConfigError
-from prontuario_cli.schema import Converter, compose, raise_problems
+from prontuario_cli.schema import Converter, code_point, compose, raise_problems, shown
 
 Role = Literal["primary", "secondary", "witness"]
 OS = Literal["macos", "debian"]
@@ -185,6 +186,7 @@ class Paths:
     """Where prontuario keeps its own files; empty means the built-in default."""
 
     audit_log: str | None = None
+    audit_key: str | None = None  # the audit log's HMAC key (0600); None: beside the log, <log>.key
     state_dir: str | None = None
     reports_dir: str | None = None
     metrics_textfile: str | None = None
@@ -341,6 +343,10 @@ def find_inventory(explicit: str | os.PathLike | None = None) -> Path:
         if path.is_file():
             return path
     if explicit or os.environ.get(ENV_VAR):
+        if paths[0].is_dir():
+            raise ConfigError(f"the inventory {paths[0]} is a directory, not a file", hint="give the path of cluster.yaml itself")
+        if paths[0].exists():
+            raise ConfigError(f"the inventory {paths[0]} is not a regular file (a device, pipe or socket)")
         raise ConfigError(f"inventory not found: {paths[0]}", hint="check the path given by --inventory or $PRONTUARIO_INVENTORY")
     looked = ", ".join(str(p) for p in paths)
     raise ConfigError(f"no inventory found (looked in {looked})", hint="pass --inventory PATH or set $PRONTUARIO_INVENTORY")
@@ -386,6 +392,8 @@ def _partial_inventory(root, source: str) -> Inventory | None:
     hints = typing.get_type_hints(Inventory)
     values: dict[str, object] = {"nodes": ()}
     for key_node, value_node in root.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            continue
         key = key_node.value
         if key not in hints or key in ("source", "warnings"):
             continue
@@ -428,9 +436,14 @@ def _validate(inv: Inventory, conv: Converter, warnings: list[str], partial: boo
         else:
             seen_names[node.name] = i
         if not node.name or any(c.isspace() for c in node.name):
-            add(f"nodes[{i}].name", f"node name {node.name!r} must be non-empty and without spaces")
+            add(f"nodes[{i}].name", f"node name {shown(node.name)} must be non-empty and without spaces")
+        elif not node.name.isprintable():
+            bad = next(c for c in node.name if not c.isprintable())
+            add(f"nodes[{i}].name", f"character {node.name.index(bad) + 1} of the node name is {code_point(bad)}: names must be printable")
         if not node.address:
             add(f"nodes[{i}].address", "address must not be empty")
+        elif problem := address_problem(node.address):
+            add(f"nodes[{i}].address", problem)
 
     primaries = [i for i, n in enumerate(inv.nodes) if n.role == "primary"]
     if len(primaries) > 1:
@@ -452,36 +465,29 @@ def _validate(inv: Inventory, conv: Converter, warnings: list[str], partial: boo
                 continue
             keypath = f"nodes[{i}].ports.{f.name}"
             if not 1 <= port <= 65535:
-                add(keypath, f"port {port} is out of range 1-65535")
-                continue
+                continue  # said by number_problem
             owner = used.get((node.address, port))
             if owner:
                 add(keypath, f"port clash: {node.address}:{port} is also {owner}")
             else:
                 used[(node.address, port)] = keypath
-        if not 1 <= node.ssh.port <= 65535:
-            add(f"nodes[{i}].ssh.port", f"port {node.ssh.port} is out of range 1-65535")
+
+    for keypath, value in numbers(inv):
+        problem = number_problem(keypath, value)
+        if problem:
+            add(keypath, problem)
 
     hc = inv.health_checks
-    if hc.interval_s <= 0:
-        add("health_checks.interval_s", "must be greater than 0")
-    if hc.timeout_s <= 0:
-        add("health_checks.timeout_s", "must be greater than 0")
-    elif hc.timeout_s > hc.interval_s:
+    if 0 < hc.interval_s < hc.timeout_s:
         add("health_checks.timeout_s", f"timeout {hc.timeout_s:g} s is longer than the interval {hc.interval_s:g} s")
-    for key in ("fall", "rise"):
-        if getattr(hc, key) < 1:
-            add(f"health_checks.{key}", "must be at least 1")
-
-    for scenario in ("primary_lost", "secondary_lost", "both_lost", "site_lost"):
-        target = getattr(inv.targets, scenario)
-        for key in ("rto_s", "rpo_s"):
-            if getattr(target, key) < 0:
-                add(f"targets.{scenario}.{key}", "must not be negative")
 
     for keypath, ref in secret_refs(inv):
         if (ref.env is None) == (ref.file is None):
             add(keypath, "give exactly one of env: or file:")
+        elif ref.env is not None and not ref.env.strip():
+            add(keypath, "env: names no variable (give the name of the environment variable that holds it)")
+        elif ref.file is not None and not ref.file.strip():
+            add(keypath, "file: names no file (give the path of the 0600 file that holds it)")
 
     cloud = inv.cloud
     if cloud is not None:
@@ -493,9 +499,10 @@ def _validate(inv: Inventory, conv: Converter, warnings: list[str], partial: boo
             cloud.notify_command.strip() if isinstance(cloud.notify_command, str) else cloud.notify_command
         ):
             add("cloud.notify_command", "must not be empty (leave it out for no notification)")
-        for key in ("api_timeout_s", "operation_timeout_s"):
-            if getattr(cloud, key) <= 0:
-                add(f"cloud.{key}", "must be greater than 0")
+        if cloud.data is not None and (problem := address_problem(cloud.data.host)):
+            add("cloud.data.host", problem)
+    if problem := address_problem(inv.serve.host):
+        add("serve.host", problem)
     _validate_docs(inv, add)
     return problems
 
@@ -504,11 +511,6 @@ def _validate_docs(inv: Inventory, add) -> None:
     """The ``docs:`` section and the nodes' ``docs_dir``: positive times, absolute directories
     (never ``/``: the push deletes on the other Mac what the leader does not hold)."""
     docs = inv.docs
-    for key in ("interval_s", "timeout_s", "io_timeout_s", "stale_warning_s", "stale_critical_s"):
-        if getattr(docs, key) <= 0:
-            add(f"docs.{key}", "must be greater than 0")
-    if docs.max_delete < 0:
-        add("docs.max_delete", "must not be negative (0: never delete on the other Mac)")
     if 0 < docs.stale_warning_s < docs.interval_s:
         add("docs.stale_warning_s", f"{docs.stale_warning_s:g} s is shorter than the interval {docs.interval_s:g} s: it would always warn")
     if docs.stale_critical_s < docs.stale_warning_s:
@@ -529,3 +531,107 @@ def secret_refs(inv: Inventory):
             yield f"secrets.{f.name}", ref
     if inv.cloud and inv.cloud.data and inv.cloud.data.password:
         yield "cloud.data.password", inv.cloud.data.password
+
+
+# --------------------------------------------------------------------------- numbers and addresses
+
+DAY_S = 86400
+
+
+def numbers(value, keypath: str = ""):
+    """(key path, value) for every int and float in the inventory, nested ones included."""
+    if isinstance(value, tuple):
+        for i, item in enumerate(value):
+            yield from numbers(item, f"{keypath}[{i}]")
+    elif dataclasses.is_dataclass(value):
+        for f in dataclasses.fields(value):
+            if f.metadata.get("schema", True):
+                yield from numbers(getattr(value, f.name), f"{keypath}.{f.name}" if keypath else f.name)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield keypath, value
+
+
+def number_range(keypath: str) -> tuple[float, bool, float, str] | None:
+    """The sane range of a number by its key: (lowest, lowest excluded?, highest, unit).
+
+    Every number is finite (the converter refuses .inf and .nan); here each kind gets its
+    bounds: times and intervals more than 0 and at most a day, ports 1-65535, counts and
+    bytes not negative and within what the programs that read them take. None: not a
+    number this knows (``version`` has its own check; a test keeps every field covered).
+    """
+    name = keypath.rsplit(".", 1)[-1]
+    if name == "version":
+        return None
+    if ".ports." in keypath or name == "port" or name.endswith("_port"):
+        return (1, False, 65535, "port")
+    if name in ("fall", "rise"):
+        return (1, False, 1000, "checks")
+    if name == "max_delete":
+        return (0, False, 2**31 - 1, "files")
+    if name == "alert_bytes":
+        return (0, False, 2**63 - 1, "bytes")
+    if name in ("rto_s", "rpo_s"):
+        return (0, False, DAY_S, "s")
+    if name.endswith("_s"):
+        return (0, True, DAY_S, "s")
+    if name.endswith("_ms"):
+        return (0, True, DAY_S * 1000, "ms")
+    if name == "match_threshold":
+        return (0, True, 2, "")  # the distance between two unit vectors is at most 2
+    return None
+
+
+def number_problem(keypath: str, value: float) -> str | None:
+    """What is wrong with a number of the inventory, or None."""
+    bounds = number_range(keypath)
+    if bounds is None:
+        return None
+    low, low_excluded, high, unit = bounds
+    if unit == "port":
+        return None if low <= value <= high else f"port {_number(value)} is out of range 1-65535"
+    if value < low or (low_excluded and value == low):
+        if low_excluded:
+            return f"must be greater than {low:g}"
+        return "must not be negative" if low == 0 else f"must be at least {low:g}"
+    if value > high:
+        if unit in ("s", "ms"):
+            return f"{_number(value)} {unit} is more than a day (at most {high:g} {unit})"
+        return f"{_number(value)} is more than the most allowed, {high:g}{f' {unit}' if unit else ''}"
+    return None
+
+
+def _number(value: float) -> str:
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return text if len(text) <= 24 else text[:20] + f"… ({len(text)} digits)"
+
+
+_HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def address_problem(text: str) -> str | None:
+    """Why ``text`` is not an IPv4 or IPv6 address or an RFC 1123 host name, or None.
+
+    An address ends up in SSH command lines, HAProxy and Patroni configs and URLs: a
+    URL, a ``host:port`` or words with spaces and ``;`` would each break one of them.
+    """
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+        return None
+    except ValueError:
+        pass
+    what = f"{shown(text)} is not an IPv4 or IPv6 address or a host name"
+    if "://" in text:
+        return f"{what}: it is a URL; give only the host"
+    if text.startswith("[") and text.endswith("]"):
+        return f"{what}: write an IPv6 address without brackets"
+    host, colon, port = text.rpartition(":")
+    if colon and port.isdigit() and ":" not in host:
+        return f"{what}: give the host only ({shown(host)}); the ports go under ports:"
+    labels = text[:-1].split(".") if text.endswith(".") else text.split(".")
+    if len(text) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels):
+        if labels[-1].isdigit():
+            return f"{shown(text)} is not a valid IPv4 address"
+        return None
+    return f"{what} (RFC 1123: letters, digits and '-', in labels separated by dots)"

@@ -46,7 +46,9 @@ class CheckReport:
 
     def nagios(self) -> Nagios:
         if not self.valid:
-            summary = f"{self.inventory}: {len(self.problems)} problem(s): {self.problems[0]}"
+            from prontuario_cli.schema import problem_count
+
+            summary = f"{self.inventory}: {problem_count(self.problems)} problem(s): {self.problems[0]}"
         elif self.nagios_summary_secrets():
             summary = f"{self.inventory}: {self.nagios_summary_secrets()}"
         elif self.warnings:
@@ -90,19 +92,29 @@ def secret_statuses(inventory: Inventory) -> tuple[SecretStatus, ...]:
     """Try to read every secret the inventory names; report where each one stands."""
     from prontuario_cli.errors import PermissionProblem, ProntuarioError
     from prontuario_cli.inventory import secret_refs
-    from prontuario_cli.secrets import read_secret
+    from pathlib import Path
 
+    from prontuario_cli.secrets import read_secret, read_secret_file
+
+    reads = [
+        (keypath.rsplit(".", 1)[-1] if keypath.startswith("secrets.") else keypath,
+         f"env {ref.env}" if ref.env else f"file {ref.file}", lambda ref=ref, keypath=keypath: read_secret(ref, keypath.rsplit(".", 1)[-1]))
+        for keypath, ref in secret_refs(inventory)
+    ]
+    credentials = inventory.cloud.credentials_file if inventory.cloud else None
+    if credentials:  # the service-account key: a secret file under the same rule
+        path = Path(credentials).expanduser()
+        reads.append(("cloud.credentials_file", f"file {credentials}", lambda: read_secret_file(path, "cloud.credentials_file")))
     out = []
-    for keypath, ref in secret_refs(inventory):
-        name = keypath.rsplit(".", 1)[-1] if keypath.startswith("secrets.") else keypath
-        source = f"env {ref.env}" if ref.env else f"file {ref.file}"
+    for name, source, read in reads:
         try:
-            read_secret(ref, name)
+            read()
             out.append(SecretStatus(name, source, "ok"))
         except PermissionProblem as exc:
             out.append(SecretStatus(name, source, "unsafe", exc.one_line()))
         except ProntuarioError as exc:
-            status = "missing" if "not set" in exc.message or "does not exist" in exc.message else "unreadable"
+            missing = ("not set", "does not exist", "is empty", "no such file")
+            status = "missing" if any(word in exc.message.lower() for word in missing) else "unreadable"
             out.append(SecretStatus(name, source, status, exc.one_line()))
     return tuple(out)
 

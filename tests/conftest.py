@@ -17,6 +17,12 @@ def isolated_state(tmp_path, monkeypatch):
     monkeypatch.setenv("PRONTUARIO_AUDIT_LOG", str(state / "audit.jsonl"))
     monkeypatch.delenv("PRONTUARIO_INVENTORY", raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("PRONTUARIO_AUDIT_KEY", raising=False)
+    # The values to redact are remembered for the life of a process (one command in
+    # production); tests run many commands in one process, so each starts knowing none.
+    from prontuario_cli import secrets
+
+    monkeypatch.setattr(secrets, "_known", set())
     return state
 
 

@@ -66,7 +66,7 @@ class Toy(Runbook):
 def audit_entries(isolated_state):
     def read() -> list[dict]:
         path = isolated_state / "audit.jsonl"
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+        return [e for e in map(json.loads, path.read_text().splitlines()) if "outcome" in e] if path.exists() else []  # outcomes, not intents
 
     return read
 

@@ -196,7 +196,7 @@ def load_playbook(path: Path) -> Playbook:
 def parse_playbook(text: str, source: str = "playbook.yaml") -> Playbook:
     import yaml
 
-    from prontuario_cli.schema import Converter, compose, describe, raise_problems
+    from prontuario_cli.schema import Converter, compose, describe, raise_problems, shown
 
     root = compose(text, source, "playbook")
     conv = Converter(source)
@@ -231,14 +231,14 @@ def parse_playbook(text: str, source: str = "playbook.yaml") -> Playbook:
         op = _scalar(fields.get("op"), f"{key}.op", add, node)
         if name is not None:
             if name in names:
-                add(fields["name"][1], f"{key}.name", f"{name!r} is also the name of steps[{names[name]}]")
+                add(fields["name"][1], f"{key}.name", f"{shown(name)} is also the name of steps[{names[name]}]")
             names.setdefault(name, i)
         if op is not None and op not in OPERATIONS:
             import difflib
 
-            close = difflib.get_close_matches(op, list(OPERATIONS), n=1)
+            close = difflib.get_close_matches(op[:100], list(OPERATIONS), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(OPERATIONS)})"
-            add(fields["op"][1], f"{key}.op", f"unknown operation {op!r}{hint}")
+            add(fields["op"][1], f"{key}.op", f"unknown operation {shown(op)}{hint}")
             continue
         if op is None:
             continue
@@ -252,7 +252,7 @@ def parse_playbook(text: str, source: str = "playbook.yaml") -> Playbook:
             roles = conv.convert(fields["roles"][1], tuple[str, ...], f"{key}.roles") or ()
             for role in roles:
                 if role not in ROLES:
-                    add(fields["roles"][1], f"{key}.roles", f"{role!r} is not a role (one of: {', '.join(ROLES)})")
+                    add(fields["roles"][1], f"{key}.roles", f"{shown(role)} is not a role (one of: {', '.join(ROLES)})")
         if args is not None:
             for arg_name, value in _strings(args):
                 for identifier in string.Template(value).get_identifiers():

@@ -10,13 +10,14 @@ import inspect
 import os
 import sys
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Iterator, Optional, TextIO
 
 import typer
 
-from prontuario_cli.errors import ExitCode, ProntuarioError, UsageError
+from prontuario_cli.errors import AbortedError, ExitCode, ProntuarioError, UsageError
 
 
 class Format(str, Enum):
@@ -164,14 +165,24 @@ def emit(report: Any, exit_code: ExitCode | int | None = None, *, after: Callabl
         raise typer.Exit(int(exit_code))
 
 
+class Declined(AbortedError):
+    """The operator answered no: nothing was changed. Audited as ``declined``."""
+
+    audit_outcome = "declined"
+
+
+# How many audited() blocks are open: a "no" inside one is recorded by that block; a
+# "no" outside any is recorded by confirm() itself, so no declined prompt goes unaudited.
+_auditing: ContextVar[int] = ContextVar("prontuario_auditing", default=0)
+
+
 def confirm(question: str, *, yes: bool, typed: str | None = None) -> None:
     """Ask before a change. ``--yes`` skips; without a terminal, --yes is required.
 
     With ``typed``, the operator must type that text (an instance name) instead of "y":
-    for what cannot be undone.
+    for what cannot be undone. A "no" raises :class:`Declined` and is audited as
+    ``declined``, inside an ``audited`` block or not.
     """
-    from prontuario_cli.errors import AbortedError
-
     env = get_env()
     if yes:
         return
@@ -184,18 +195,40 @@ def confirm(question: str, *, yes: bool, typed: str | None = None) -> None:
     env.stderr.flush()
     answer = env.stdin.readline().strip()
     if typed is not None and answer != typed:
-        raise AbortedError("the name typed does not match; nothing was changed")
+        _decline("the name typed does not match; nothing was changed")
     if typed is None and answer.lower() not in ("y", "yes"):
-        raise AbortedError("not confirmed; nothing was changed")
+        _decline("not confirmed; nothing was changed")
+
+
+def _decline(message: str) -> None:
+    """Raise :class:`Declined`; outside any ``audited`` block, record it first under this command's name."""
+    declined = Declined(message)
+    if _auditing.get():
+        raise declined  # the enclosing audited() records it
+    ctx = _current_context()
+    command = " ".join(ctx.command_path.split()[1:]) or ctx.command_path
+    args = {k: v for k, v in ctx.params.items() if not k.startswith("_")}
+    try:
+        with audited(command, args):
+            raise declined
+    except Declined:
+        raise
+    except ProntuarioError as exc:  # the log could not take it: still a "no", said plainly
+        get_env().say(f"warning: this answer could not be audited: {exc.one_line()}")
+        raise declined from None
 
 
 @contextmanager
 def audited(command: str, args: dict[str, Any], *, dry_run: bool = False, log: Any = None) -> Iterator[dict[str, Any]]:
-    """Record one audit entry for a state-changing command, whatever its outcome.
+    """Audit a state-changing command: an intent entry before the block, the outcome after.
 
-    Yields a dict the command may fill with details (what changed). The outcome is
-    ``ok``, ``dry-run``, ``failed`` (with the error) or ``interrupted``. ``log`` names a
-    command's own log (the lab's); ``$PRONTUARIO_AUDIT_LOG`` still wins over it.
+    If the intent cannot be written, the block does not run: the command stops with
+    :class:`~prontuario_cli.audit.AuditUnwritable` before changing anything. Yields a
+    dict the command may fill with details (what changed); ``details.conclude(verdict,
+    exit_code)`` records a real verdict (a drill's ``missed``) instead of ``ok``. Other
+    outcomes: ``dry-run``, ``failed`` (with the error), ``refused``, ``aborted``,
+    ``declined``, ``interrupted``. ``log`` names a command's own log (the lab's);
+    ``$PRONTUARIO_AUDIT_LOG`` still wins over it.
     """
     from prontuario_cli import audit
 
@@ -206,5 +239,9 @@ def audited(command: str, args: dict[str, Any], *, dry_run: bool = False, log: A
             inventory = env.inventory()
         except ProntuarioError:  # commands that write audit entries before any inventory exists
             inventory = None
-    with audit.action(audit.log_for(inventory, log), command, args, dry_run=dry_run) as details:
-        yield details
+    token = _auditing.set(_auditing.get() + 1)
+    try:
+        with audit.action(audit.log_for(inventory, log), command, args, dry_run=dry_run) as details:
+            yield details
+    finally:
+        _auditing.reset(token)

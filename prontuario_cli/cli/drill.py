@@ -63,6 +63,7 @@ def _run(command: str, args: dict, experiment, question: str, view, *, dry_run: 
         with view:
             journal = drill.run(inventory, experiment, view.say, profile=drill.lab_profile(inventory), progress=view.progress)
         details.update(verdict=journal.verdict, run_id=journal.run_id, journal=journal.journal_path)
+        details.conclude(journal.verdict, journal.exit_code())  # passed, missed, failed, aborted, rollback-failed
     _finish(journal, view)
 
 

@@ -87,7 +87,8 @@ def promote(
             confirm(typed=promotion.instance, yes=yes, question=f"PROMOTE {promotion.instance} to a stand-alone primary" + (" after FENCING the reachable Macs" if force and any(h.reachable for h in plan.macs) else ""))
         with view:
             report = promotion.run(resume=resume)
-        details.update(run_id=report.run_id, rto_s=report.rto_s, rpo_s=report.rpo_s, operation=report.operation)
+        details.update(run_id=report.run_id, rto_s=report.rto_s, rpo_s=report.rpo_s, rto_met=report.rto_met, rpo_met=report.rpo_met, operation=report.operation)
+        details.conclude("completed" if report.completed else "incomplete", report.exit_code())
     _say_targets(report)
     emit(report)
 
@@ -141,6 +142,7 @@ def failback(
         with view:
             report = runbook.run(resume=resume)
         details.update(run_id=report.run_id, completed=report.completed)
+        details.conclude("completed" if report.completed else "incomplete", report.exit_code())
         if report.completed:  # the Macs restarted on purpose: their new timeline is no surprise
             from prontuario_cli.replication import record_operation_timeline
 

@@ -147,9 +147,10 @@ def down(
             emit(lab.plan_down(purge))
         return
     question = f"stop the lab in {lab.dir} and DELETE all its data?" if purge else f"stop the lab in {lab.dir} (data kept)?"
-    confirm(question, yes=yes)
-    with audited("lab down", args, log=lab.spec.audit_log_path) as details, view:
-        report = lab.down(purge=purge)
+    with audited("lab down", args, log=lab.spec.audit_log_path) as details:
+        confirm(question, yes=yes)  # inside: a "no" is audited as declined
+        with view:
+            report = lab.down(purge=purge)
         details["stopped"] = list(report.stopped)
         details["seconds"] = report.seconds
     emit(report)
@@ -208,7 +209,7 @@ def install(
         with audited("lab install", {"apt": not no_apt}, dry_run=True, log=log):
             emit(run_install(dry_run=True, apt=not no_apt))
         return
-    confirm("install the lab's Debian and Python packages?", yes=yes)
     with audited("lab install", {"apt": not no_apt}, log=log):
+        confirm("install the lab's Debian and Python packages?", yes=yes)  # inside: a "no" is audited as declined
         report = run_install(dry_run=False, apt=not no_apt)
     emit(report)

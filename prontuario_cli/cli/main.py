@@ -2,7 +2,9 @@
 
 ``run()`` is the only place a process ends: it maps every ProntuarioError to its
 exit code and one line on stderr, and every unexpected exception to "this is a
-bug" plus the path of a debug log holding the traceback.
+bug" plus the path of a debug log holding the traceback. With ``--format nagios``
+that line is the plugin's ``UNKNOWN`` line on stdout (exit 3); a closed stdout
+(``… | head -1``) ends quietly with 0 (see :mod:`prontuario_cli.cli.errors_out`).
 """
 
 from __future__ import annotations
@@ -106,6 +108,16 @@ class LazyGroup(TyperGroup):
     def list_commands(self, ctx) -> list[str]:
         return list(CAPABILITIES)
 
+    def invoke(self, ctx):
+        """Run the command; a broken stdout pipe leaves as StdoutClosed, which Typer would
+        otherwise turn into exit 1 (a Nagios WARNING) after a harmless ``| head``."""
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:
+            from prontuario_cli.cli.errors_out import StdoutClosed
+
+            raise StdoutClosed() from exc
+
     def format_commands(self, ctx, formatter) -> None:
         limit = formatter.width - 6 - max(len(name) for name in CAPABILITIES)
         rows = [(name, _shorten(summary(name), limit)) for name in CAPABILITIES]
@@ -179,7 +191,7 @@ def main(argv: list[str] | None = None, env: Env | None = None) -> int:
         result = app(args=argv, prog_name="prontuario", standalone_mode=False, obj=env)
         code = int(result) if isinstance(result, int) else 0
         if code == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into a returned 130
-            env.say("interrupted")
+            return errors_out.handle(KeyboardInterrupt(), env)
         return code
     except BaseException as exc:  # noqa: BLE001 - the one place every exception ends
         return errors_out.handle(exc, env)

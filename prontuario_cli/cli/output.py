@@ -1,7 +1,9 @@
 """One renderer for every report: a rich table on a terminal, JSON for scripts, a Nagios line.
 
 Data goes to stdout; talk (progress, warnings, errors) goes to stderr. rich is
-imported only when a table is actually drawn.
+imported only when a table is actually drawn. Every format is redacted the same way
+as error messages and logs: a value equal to a secret read (or held by one of the
+inventory's environment variables) is printed as ``***``, whatever field it sits in.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any, TextIO
 
 from prontuario_cli.errors import UsageError
 from prontuario_cli.report import Message, Table, to_jsonable
+from prontuario_cli.secrets import redact
 
 FORMATS = ("table", "json", "nagios")
 
@@ -19,18 +22,36 @@ FORMATS = ("table", "json", "nagios")
 def render(report: Any, fmt: str, out: TextIO, *, color: bool = True, width: int | None = None) -> None:
     """Write ``report`` to ``out`` in ``fmt`` (table, json or nagios)."""
     if fmt == "json":
-        json.dump(to_jsonable(report), out, indent=2, sort_keys=False, ensure_ascii=False)
+        json.dump(redact_json(to_jsonable(report)), out, indent=2, sort_keys=False, ensure_ascii=False)
         out.write("\n")
     elif fmt == "nagios":
         nagios = getattr(report, "nagios", None)
         if nagios is None:
             raise UsageError("--format nagios is only for check commands", hint="use table or json")
-        out.write(nagios().line() + "\n")
+        out.write(redact(nagios().line()) + "\n")
     elif fmt == "table":
         _render_tables(report, out, color=color, width=width)
     else:
         raise UsageError(f"unknown format {fmt!r}", hint=f"choose one of: {', '.join(FORMATS)}")
     out.flush()
+
+
+def redact_json(value: Any) -> Any:
+    """A JSON-ready tree with secrets blanked in every string (keys too) and every number.
+
+    Redacting the tree, not the dumped text: JSON escapes (a quote, a backslash) would
+    hide a secret from a text search. A number holding a secret becomes the string ``***``.
+    """
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact_json(k) if isinstance(k, str) else k: redact_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_json(v) for v in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        text = str(value)
+        return value if redact(text) == text else redact(text)
+    return value
 
 
 def tables_of(report: Any) -> list[Table]:
@@ -58,13 +79,14 @@ def tables_of(report: Any) -> list[Table]:
 
 
 def cell(value: Any) -> str:
+    """The text of one table cell (secrets redacted)."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.3f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:.0f}"
-    jsonable = to_jsonable(value)
+        return redact(f"{value:.3f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:.0f}")
+    jsonable = redact_json(to_jsonable(value))
     if isinstance(jsonable, (dict, list)):
         return json.dumps(jsonable, ensure_ascii=False)
     return str(jsonable)
@@ -78,15 +100,15 @@ def _render_tables(report: Any, out: TextIO, *, color: bool, width: int | None) 
 
     console = Console(file=out, no_color=not color, force_terminal=True if color else None, highlight=False, width=width, soft_wrap=False)
     if isinstance(report, Message):
-        console.print(report.message, markup=False)
+        console.print(redact(report.message), markup=False)
     for table in tables_of(report):
         columns, rows = _visible(table)
         if not columns:
             continue
         if _min_width(columns, rows) > console.width:
-            _print_blocks(console, table.title, columns, rows)
+            _print_blocks(console, redact(table.title), columns, rows)
             continue
-        rich_table = RichTable(title=table.title or None, title_justify="left", show_edge=False, pad_edge=False)
+        rich_table = RichTable(title=redact(table.title) or None, title_justify="left", show_edge=False, pad_edge=False)
         for column in columns:
             rich_table.add_column(column, overflow="fold")
         for row in rows:
@@ -108,6 +130,8 @@ MAX_PATH = 36
 
 def _short(value: Any) -> Any:
     """An absolute path longer than MAX_PATH as ``…/parent/name`` (JSON keeps it whole)."""
+    if isinstance(value, str):
+        value = redact(value)  # before shortening: a shortened value could show part of a secret
     if isinstance(value, str) and value.startswith("/") and " " not in value and len(value) > MAX_PATH:
         parts = value.rstrip("/").split("/")
         return "…/" + "/".join(parts[-2:])

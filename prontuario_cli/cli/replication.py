@@ -79,10 +79,21 @@ def check(
 
 
 def _acknowledge_timeline() -> None:
-    from prontuario_cli import replication
+    """Acknowledge under the state dir's lock; a state dir that cannot be written is the
+    operator's to fix (one line naming it), not a bug."""
+    from prontuario_cli import paths, replication
     from prontuario_cli.cli.common import audited
+    from prontuario_cli.errors import OperationFailed
 
     env = get_env()
+    inventory = env.inventory()
     with audited("replication check --ack-timeline", {}) as details:
-        details["result"] = replication.acknowledge_timeline(env.inventory())
+        try:
+            details["result"] = replication.acknowledge_timeline(inventory)
+        except OSError as exc:
+            where = paths.state_dir(inventory)
+            raise OperationFailed(
+                f"cannot record the acknowledgement in {where}: {exc.strerror or exc}",
+                hint="make the state directory writable (paths.state_dir or $PRONTUARIO_STATE_DIR)",
+            ) from None
     env.say(details["result"])

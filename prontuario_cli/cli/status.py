@@ -97,14 +97,15 @@ def _watch(env, look, interval: float, count: Optional[int], fmt: str) -> None:
 def _show(env, report, fmt: str, interval: float) -> None:
     import json
 
-    from prontuario_cli.cli.output import render
+    from prontuario_cli.cli.output import redact_json, render
     from prontuario_cli.report import to_jsonable
+    from prontuario_cli.secrets import redact
 
     out = env.stdout
-    if fmt == "json":
-        out.write(json.dumps(to_jsonable(report), ensure_ascii=False) + "\n")
+    if fmt == "json":  # one line per refresh (render's JSON is indented), redacted like every output
+        out.write(json.dumps(redact_json(to_jsonable(report)), ensure_ascii=False) + "\n")
     elif fmt == "nagios":
-        out.write(report.nagios().line() + "\n")
+        out.write(redact(report.nagios().line()) + "\n")
     else:
         out.write(CLEAR + f"every {interval:g} s, Ctrl-C to stop — prontuario status\n")
         render(report, "table", out, color=env.color)

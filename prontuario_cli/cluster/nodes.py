@@ -286,20 +286,37 @@ def default_playbook() -> Path:
 
 
 def load_playbook(path: Path) -> dict:
-    """``{os: {service: {action: command}}}``, validated."""
+    """``{os: {service: {action: command}}}``, validated; a missing command named by file and line."""
     import yaml
 
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read playbook {path}: {exc}") from None
+    from prontuario_cli.schema import compose, plain, read_document
+
+    root = compose(read_document(path, "playbook"), str(path), "playbook")
+    data = plain(root, str(path), "playbook")
+
+    def get(mapping, key):
+        return mapping.get(key) if isinstance(mapping, dict) else None
+
+    def line(keys) -> int:
+        """The line of the deepest of ``keys`` the file has (1: none of them)."""
+        node, found = root, 1
+        for key in keys:
+            if not isinstance(node, yaml.MappingNode):
+                break
+            node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == key), None)
+            if node is None:
+                break
+            found = node.start_mark.line + 1
+        return found
+
     problems = []
     for os_name in ("macos", "debian"):
         for service in SERVICES:
             for action in ACTIONS:
-                command = (((data or {}).get(os_name) or {}).get(service) or {}).get(action)
+                command = get(get(get(data, os_name), service), action)
                 if not isinstance(command, str) or not command.strip():
-                    problems.append(f"{path}: {os_name}.{service}.{action}: missing command")
+                    where = line((os_name, service, action))
+                    problems.append(f"{path}:{where}: {os_name}.{service}.{action}: missing command")
     if problems:
         raise ConfigError(f"{path}: the playbook is incomplete", problems)
     return data

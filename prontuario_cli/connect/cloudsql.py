@@ -37,6 +37,7 @@ from prontuario_cli.errors import (
     OperationFailed,
     PermissionProblem,
     ProntuarioError,
+    SecretError,
     UnavailableError,
 )
 
@@ -127,20 +128,28 @@ def load_credentials(base_url: str, credentials_file: str | None) -> Credentials
             hint="use https://sqladmin.googleapis.com",
         )
     import os
+    from pathlib import Path
 
     from google.auth import exceptions as gexc
 
     if credentials_file:
         from google.oauth2 import service_account
 
+        from prontuario_cli.secrets import read_secret_file
+
         path = os.path.expanduser(credentials_file)
+        # A private key: the same rule as every other secret file (regular, owner-only, bounded).
         try:
-            creds = service_account.Credentials.from_service_account_file(path, scopes=list(SCOPES))
-        except FileNotFoundError:
-            raise ConfigError(f"cloud.credentials_file {path} does not exist", hint="copy the service-account JSON key there (mode 0600)") from None
-        except PermissionError:
-            raise PermissionProblem(f"cannot read cloud.credentials_file {path}: permission denied") from None
-        except (ValueError, KeyError, gexc.GoogleAuthError) as exc:
+            text = read_secret_file(Path(path), "cloud.credentials_file")
+        except SecretError as exc:
+            hint = "copy the service-account JSON key there (mode 0600)" if "does not exist" in exc.message else exc.hint
+            raise ConfigError(exc.message, hint=hint) from None
+        try:
+            info = json.loads(text)
+            if not isinstance(info, dict):
+                raise TypeError("not a JSON object")
+            creds = service_account.Credentials.from_service_account_info(info, scopes=list(SCOPES))
+        except (ValueError, TypeError, KeyError, gexc.GoogleAuthError) as exc:
             raise ConfigError(f"cloud.credentials_file {path} is not a service-account JSON key: {_first_line(exc)}") from None
         email = getattr(creds, "service_account_email", None) or "unknown"
         return Credentials(creds, f"service account {email} (key {path})")

@@ -37,6 +37,7 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 VERSION_LENGTH = 12
 RESERVED_PREFIX = ".prontuario"
+MAX_FILE_BYTES = 2**63 - 1  # what a file size (off_t) can be
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,8 @@ def parse_manifest(text: str, source: str = "manifest.yaml") -> Manifest:
 
 
 def _validate(m: Manifest, conv) -> list[str]:
+    from prontuario_cli.schema import shown
+
     out: list[str] = []
 
     def add(keypath: str, message: str) -> None:
@@ -137,7 +140,7 @@ def _validate(m: Manifest, conv) -> list[str]:
     if m.format != 1:
         add("format", f"format {m.format} is not known (this prontuario reads format 1)")
     if not NAME.match(m.name):
-        add("name", f"{m.name!r} is not a model name (lower-case letters, digits, '.', '_', '-'; at most 64)")
+        add("name", f"{shown(m.name)} is not a model name (lower-case letters, digits, '.', '_', '-'; at most 64)")
     if RUNTIME_OF_ROLE[m.role] != m.runtime:
         add("runtime", f"a {m.role} model runs on {RUNTIME_OF_ROLE[m.role]}, not {m.runtime}")
     if (m.source.hub is None) == (m.source.origin is None):
@@ -149,13 +152,15 @@ def _validate(m: Manifest, conv) -> list[str]:
         key = f"files[{i}]"
         problem = path_problem(f.path)
         if problem:
-            add(f"{key}.path", f"{f.path!r} {problem}")
+            add(f"{key}.path", f"{shown(f.path)} {problem}")
         folded = f.path.casefold()  # APFS is case-insensitive: a.bin and A.bin are one file on a Mac
         if folded in seen:
-            add(f"{key}.path", f"{f.path!r} is listed twice (also files[{seen[folded]}])")
+            add(f"{key}.path", f"{shown(f.path)} is listed twice (also files[{seen[folded]}])")
         seen.setdefault(folded, i)
         if f.size < 0:
             add(f"{key}.size", "must be 0 or more bytes")
+        elif f.size > MAX_FILE_BYTES:
+            add(f"{key}.size", f"{f.size} bytes is more than a file can hold (at most {MAX_FILE_BYTES})")
         if not SHA256.match(f.sha256):
             add(f"{key}.sha256", "must be 64 lower-case hex digits (the file's sha256)")
     paths = {f.path for f in m.files}
@@ -163,7 +168,7 @@ def _validate(m: Manifest, conv) -> list[str]:
         parts = f.path.split("/")
         for cut in range(1, len(parts)):
             if "/".join(parts[:cut]) in paths:
-                add(f"files[{i}].path", f"{f.path!r} is under {'/'.join(parts[:cut])!r}, which is a file")
+                add(f"files[{i}].path", f"{shown(f.path)} is under {shown('/'.join(parts[:cut]))}, which is a file")
     return out
 
 

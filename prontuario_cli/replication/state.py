@@ -213,7 +213,7 @@ def change_json(change: TimelineChange | None) -> dict | None:
 
 
 def record_timeline(state_dir: Path, state: TimelineState) -> None:
-    """Write the timeline state atomically (temp file + rename). Raises OSError or OperationFailed."""
+    """Write the timeline state atomically (temp file + rename). Raises OSError."""
     body = json.dumps(
         {
             "scope": state.scope,
@@ -268,10 +268,21 @@ def _locked(path: Path, wait_s: float) -> Iterator[None]:
 
 
 def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
-    """Write ``text`` to ``path`` so readers see the old file or the new one, never half."""
+    """Write ``text`` to ``path`` so readers see the old file or the new one, never half.
+
+    Raises OSError, like every other write here, so a caller that can live without its
+    state file (a check that still reports, with a warning) catches one kind of error.
+    """
+    from prontuario_cli.errors import OperationFailed
     from prontuario_cli.files import write_atomically as write
 
-    write(path, text, mode)
+    try:
+        write(path, text, mode)
+    except OperationFailed as exc:
+        cause = exc.__context__
+        if isinstance(cause, OSError):
+            raise cause from None
+        raise OSError(exc.message) from None
 
 
 # --------------------------------------------------------------------------- the cloud replica's lag in seconds

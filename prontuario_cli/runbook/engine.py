@@ -23,9 +23,10 @@ Per step, in order:
 - a ``confirm`` step asks the caller's ``confirm`` callback first (it raises to stop);
 - ``precondition`` steps run on every run, before the journal is created or opened: a
   refusal there is audited but leaves no journal behind;
-- ONE audit entry ``"<command>: <step>"`` per step, whatever the outcome (ok, failed,
-  interrupted), and the journal says ``started``, then ``done`` (detail, seconds) or
-  ``failed`` (error, seconds);
+- ONE audited operation ``"<command>: <step>"`` per step: its intent entry is written
+  before the step acts (if it cannot be, the step does not run), its outcome after (ok,
+  failed, interrupted); the journal says ``started`` once the intent is on record, then
+  ``done`` (detail, seconds) or ``failed`` (error, seconds);
 - ``stop_after`` (a step name, or one of a step's ``parts`` reached through
   :meth:`Runbook.checkpoint`) raises :class:`Interrupted` right after it was recorded:
   tests and rehearsals use it to practise a resume. It is given to the constructor only.
@@ -282,9 +283,9 @@ class Runbook:
         else:
             self._step_started(name, step.plan)
         started = time.monotonic()
-        state.mark(name, "started")
         try:
             with self.audited(name, state) as details:
+                state.mark(name, "started")  # only once the intent is on record
                 detail = step.action(state)
                 details["detail"] = detail
         except BaseException as exc:
@@ -330,7 +331,7 @@ class Runbook:
             raise Interrupted(f"stopped after {self._part_of.get(part, '?')} part {part} (stop_after)")
 
     def audited(self, step: str, state: RunState | None):
-        """The audit entry of one step (``"<command>: <step>"``), whatever its outcome."""
+        """Audit one step (``"<command>: <step>"``): intent before it acts, outcome after."""
         from prontuario_cli import audit
 
         return audit.action(audit.log_for(self.inv), f"{self.command}: {step}", self.audit_args(state))

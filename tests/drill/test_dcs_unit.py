@@ -78,7 +78,7 @@ def test_dry_run_prints_the_plan_per_mode_and_is_audited(isolated_state):
     entry = run("audit", "show", "--json").json()["entries"][-1]
     assert entry["command"] == "drill dcs" and entry["outcome"] == "dry-run" and entry["args"] == {"mode": "quorum", "hold_s": 40.0}
     touched = sorted(p.name for p in isolated_state.rglob("*"))
-    assert touched == ["audit.jsonl", "audit.jsonl.head"], f"a dry run wrote {touched}"
+    assert touched == ["audit.jsonl", "audit.jsonl.head", "audit.jsonl.key"], f"a dry run wrote {touched}"
 
 
 def test_a_dcs_drill_from_a_script_needs_yes_and_its_choices_are_in_the_help():

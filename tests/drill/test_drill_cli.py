@@ -74,7 +74,7 @@ def test_health_dry_run(isolated_state):
     entry = run("audit", "show", "--json").json()["entries"][-1]
     assert entry["command"] == "drill health" and entry["outcome"] == "dry-run"
     touched = sorted(p.name for p in isolated_state.rglob("*"))
-    assert touched == ["audit.jsonl", "audit.jsonl.head"], f"a dry run wrote {touched}"
+    assert touched == ["audit.jsonl", "audit.jsonl.head", "audit.jsonl.key"], f"a dry run wrote {touched}"
 
 
 def test_a_drill_from_a_script_needs_yes():

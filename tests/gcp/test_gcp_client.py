@@ -197,6 +197,7 @@ def test_a_service_account_key_names_its_account(tmp_path):
         "client_email": f"prontuario-fallback@{PROJECT}.iam.gserviceaccount.com", "client_id": "1",
         "token_uri": "https://oauth2.googleapis.com/token",
     }))  # fmt: skip
+    path.chmod(0o600)  # a private key: owner-only, like every secret file
     creds = load_credentials("https://sqladmin.googleapis.com", str(path))
     assert not creds.anonymous
     assert f"service account prontuario-fallback@{PROJECT}.iam.gserviceaccount.com" in creds.description
@@ -205,5 +206,6 @@ def test_a_service_account_key_names_its_account(tmp_path):
 def test_a_damaged_key_file_is_a_config_error(tmp_path):
     path = tmp_path / "sa.json"
     path.write_text('{"type": "service_account"}')
+    path.chmod(0o600)
     with pytest.raises(ConfigError, match="not a service-account JSON key"):
         load_credentials("https://sqladmin.googleapis.com", str(path))

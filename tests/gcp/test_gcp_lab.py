@@ -174,7 +174,11 @@ def test_promote_is_refused_while_a_mac_primary_is_up(lab):
     assert "is the primary and answers" in result.err and "--force" not in result.err
     assert "plan:" not in result.err and "maintenance" not in result.err
     entries = [json.loads(line) for line in Path(os.environ["PRONTUARIO_AUDIT_LOG"]).read_text().splitlines()]
-    assert {e["outcome"] for e in entries if e["command"].startswith("gcp promote")} == {"refused"}
+    promote = [e for e in entries if e["command"].startswith("gcp promote")]
+    outcomes = [e for e in promote if e["phase"] == "outcome"]
+    # Written ahead: every outcome has its intent, under the same id; all of them refused.
+    assert outcomes and sorted(e["id"] for e in promote if e["phase"] == "intent") == sorted(e["id"] for e in outcomes)
+    assert {e["outcome"] for e in outcomes} == {"refused"} and {e["exit_code"] for e in outcomes} == {14}
     assert api(lab, "GET", "/_standin/state")["replica"] is True  # nothing was promoted
     assert not list(STATE.glob("gcp-promote-*.json")) and not (STATE / "gcp-fallback.json").exists()
     assert writers(lab) == before and before[0] in MACS  # HAProxy untouched

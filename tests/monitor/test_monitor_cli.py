@@ -17,7 +17,7 @@ INV = str(EXAMPLE_INVENTORY)
 
 def audit_entries(state):
     path = state / "audit.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [e for e in map(json.loads, path.read_text().splitlines()) if "outcome" in e] if path.exists() else []  # outcomes, not intents
 
 
 def lowered_inventory(tmp_path):
