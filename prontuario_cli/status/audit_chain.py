@@ -1,4 +1,4 @@
-"""The audit chain's row: is the hash-chained audit log intact (what ``audit verify`` checks)?"""
+"""The audit chain's row: is the keyed audit log intact (what ``audit verify`` checks)?"""
 
 from __future__ import annotations
 
@@ -14,22 +14,32 @@ def audit_rows(inventory: Inventory, deadline: float) -> list[Row]:
     """The ``audit`` source: verify the chain of the audit log this inventory uses."""
     from prontuario_cli.audit import log_for
 
+    from prontuario_cli.errors import ProntuarioError
+
     log = log_for(inventory)
     try:
         report = log.verify()
-    except OSError as exc:
-        why = f"cannot read {log.path}: {exc.strerror or exc}"
+    except (OSError, ProntuarioError) as exc:  # an unreadable log, an unsafe key
+        why = f"cannot read {log.path}: {exc.strerror or exc}" if isinstance(exc, OSError) else exc.one_line()
         return [Row("audit", "audit log", Status.UNKNOWN, "not readable", why, VERIFY, {"log": str(log.path), "entries": None, "intact": None, "problems": None})]
     return [row_from_verify(report)]
 
 
 def row_from_verify(report: VerifyReport) -> Row:
     """One row from ``audit verify``'s report; pure."""
-    details = {"log": report.log, "entries": report.entries, "intact": report.intact, "problems": len(report.problems)}
+    details = {"log": report.log, "entries": report.entries, "intact": report.intact, "problems": len(report.problems),
+               "warnings": len(report.warnings)}
     perf = (Perf("audit_entries", report.entries, "", min=0), Perf("audit_problems", len(report.problems), "", crit=0, min=0))
     if report.intact:
+        # Warnings (an operation with no outcome, legacy unkeyed entries, a head one entry
+        # behind after a crash) are lasting facts, not alarms: OK, and said.
         state = f"{report.entries} entries, chain intact" if report.entries else "no entries yet"
-        return Row("audit", "audit log", Status.OK, state, details=details, perf=perf)
+        if not report.warnings:
+            return Row("audit", "audit log", Status.OK, state, details=details, perf=perf)
+        count = len(report.warnings)
+        more = f" (+{count - 1} more)" if count > 1 else ""
+        return Row("audit", "audit log", Status.OK, f"{state}, {count} warning{'s' if count != 1 else ''}",
+                   f"{report.warnings[0].message}{more}", VERIFY, details, perf=perf)
     first = report.problems[0].message
     more = f" (+{len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
     state = f"BROKEN: {len(report.problems)} problem{'s' if len(report.problems) != 1 else ''} in {report.entries} entries"

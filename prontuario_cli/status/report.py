@@ -22,7 +22,7 @@ JSON keys (stable)::
     fallback      active, since, instance, reason
     docs          leader, source, target (the direction), last_sync_at, last_sync_age_s, last_error
     drill         cadence, last_run, verdict, run_id, rto_s, due_unit, due_by, overdue
-    audit         log, entries, intact, problems
+    audit         log, entries, intact, problems, warnings
     source        source (a source that failed or did not answer in time)
 """
 

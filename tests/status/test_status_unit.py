@@ -260,6 +260,17 @@ def test_an_intact_audit_chain_is_ok(tmp_path):
     assert row.status == Status.OK and row.state == "3 entries, chain intact" and not row.action
 
 
+def test_an_operation_without_outcome_is_said_but_stays_ok(tmp_path):
+    """A kill -9 between intent and outcome: the chain is intact, the row says what is open."""
+    from prontuario_cli.audit import AuditLog
+
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.append({"command": "gcp promote", "phase": "intent", "id": "0123456789abcdef"})
+    row = row_from_verify(log.verify())
+    assert row.status == Status.OK and row.state == "1 entries, chain intact, 1 warning"
+    assert "'gcp promote'" in row.problem and "no outcome recorded" in row.problem and row.action == "prontuario audit verify"
+
+
 def test_a_broken_audit_chain_is_critical_and_asks_for_audit_verify(tmp_path):
     from prontuario_cli.audit import AuditLog
 
