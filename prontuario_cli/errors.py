@@ -105,6 +105,11 @@ class PermissionProblem(ProntuarioError):
 
 class SecretError(ProntuarioError):
     exit_code = ExitCode.CONFIG
+    missing = False  # the value is not there at all (unset, no such file, empty), rather than unreadable
+
+
+class SecretMissing(SecretError):
+    missing = True
 
 
 class NotAvailableYet(ProntuarioError):

@@ -113,9 +113,7 @@ def secret_statuses(inventory: Inventory) -> tuple[SecretStatus, ...]:
         except PermissionProblem as exc:
             out.append(SecretStatus(name, source, "unsafe", exc.one_line()))
         except ProntuarioError as exc:
-            missing = ("not set", "does not exist", "is empty", "no such file")
-            status = "missing" if any(word in exc.message.lower() for word in missing) else "unreadable"
-            out.append(SecretStatus(name, source, status, exc.one_line()))
+            out.append(SecretStatus(name, source, "missing" if getattr(exc, "missing", False) else "unreadable", exc.one_line()))
     return tuple(out)
 
 

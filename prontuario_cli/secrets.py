@@ -18,7 +18,7 @@ import os
 import stat
 from pathlib import Path
 
-from prontuario_cli.errors import PermissionProblem, SecretError
+from prontuario_cli.errors import PermissionProblem, SecretError, SecretMissing
 
 REDACTED = "***"
 MAX_SECRET_BYTES = 64 * 1024  # a password, a token or a service-account key; never more
@@ -35,7 +35,7 @@ def read_secret(ref, name: str) -> str:
     """The value of secret ``name`` from its SecretRef; refuses unsafe files as ssh does."""
     key = key_path(name)
     if ref is None:
-        raise SecretError(f"{key} is not configured", hint=f"add {key}: {{env: VAR}} or {{file: PATH}} to the inventory")
+        raise SecretMissing(f"{key} is not configured", hint=f"add {key}: {{env: VAR}} or {{file: PATH}} to the inventory")
     if ref.env is None and not ref.file:
         raise SecretError(f"{key} names neither an environment variable nor a file", hint="run: prontuario inventory check")
     if ref.env is not None:
@@ -43,9 +43,9 @@ def read_secret(ref, name: str) -> str:
             raise SecretError(f"{key}: env: names no variable", hint="run: prontuario inventory check")
         value = os.environ.get(ref.env)
         if value is None:
-            raise SecretError(f"{key}: environment variable {ref.env} is not set")
+            raise SecretMissing(f"{key}: environment variable {ref.env} is not set")
         if not value.strip():
-            raise SecretError(f"{key}: environment variable {ref.env} is empty", hint=f"export {ref.env} with the secret's value")
+            raise SecretMissing(f"{key}: environment variable {ref.env} is empty", hint=f"export {ref.env} with the secret's value")
     else:
         value = read_secret_file(Path(ref.file).expanduser(), name)
     remember(value)
@@ -98,7 +98,7 @@ def _read_regular_file(path: Path, key: str) -> str:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise SecretError(f"{key}: file {path} does not exist") from None
+        raise SecretMissing(f"{key}: file {path} does not exist") from None
     except OSError as exc:
         raise SecretError(f"{key}: cannot read {path}: {exc.strerror}") from None
     try:
@@ -131,7 +131,7 @@ def _read_regular_file(path: Path, key: str) -> str:
     except UnicodeDecodeError:
         raise SecretError(f"{key}: {path} is not UTF-8 text") from None
     if not value.strip():
-        raise SecretError(f"{key}: {path} is empty")
+        raise SecretMissing(f"{key}: {path} is empty")
     return value
 
 

@@ -66,11 +66,8 @@ def read_slot(inventory: Inventory, name: str, deadline: float, *, application_n
     the frontend that did not answer.
     """
     from prontuario_cli.cluster.haproxy import frontend_target
-    from prontuario_cli.connect.postgres import session
 
-    with session(frontend_target(inventory, application_name=application_name), deadline) as pg:
-        rows = pg.execute(PG_LOGICAL_SLOTS_SQL)
-    return next((slot for slot in parse_logical_slots(rows) if slot.name == name), None)
+    return _slot_at(frontend_target(inventory, application_name=application_name), name, deadline)
 
 
 def slot_on(inventory: Inventory, node_name: str, name: str, timeout_s: float = 5.0) -> LogicalSlot | None:
@@ -78,12 +75,18 @@ def slot_on(inventory: Inventory, node_name: str, name: str, timeout_s: float = 
     None when it does not hold it."""
     import time
 
-    from prontuario_cli.connect.postgres import PgTarget, session
+    from prontuario_cli.connect.postgres import PgTarget
     from prontuario_cli.secrets import secret_or_none
 
     node = inventory.node(node_name)
     target = PgTarget(node.address, node.ports.postgresql, inventory.cluster.postgres_user, inventory.cluster.database,
                       secret_or_none(inventory, "postgres_password"), "prontuario-slots")
-    with session(target, time.monotonic() + timeout_s) as pg:
+    return _slot_at(target, name, time.monotonic() + timeout_s)
+
+
+def _slot_at(target, name: str, deadline: float) -> LogicalSlot | None:
+    from prontuario_cli.connect.postgres import session
+
+    with session(target, deadline) as pg:
         rows = pg.execute(PG_LOGICAL_SLOTS_SQL)
     return next((slot for slot in parse_logical_slots(rows) if slot.name == name), None)
